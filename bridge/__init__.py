@@ -1,0 +1,1 @@
+"""Runtime of the bridge: command line, and (as it lands) sources, engine, policy and journal."""

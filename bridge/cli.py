@@ -1,0 +1,261 @@
+"""The ``ailive`` command line.
+
+Every mistake a user can make ends in one readable line on stderr and a
+non-zero exit (1: something is wrong with the input or the desk; 2: usage),
+never a traceback, and never a fader moved.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import signal
+import sys
+from dataclasses import replace
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ailive.consoles.driver import OscDeskDriver
+from ailive.consoles.errors import AiliveError
+from ailive.consoles.faderlaw import describe
+from ailive.consoles.profile import Profile, get_profile, load_profiles
+from ailive.consoles.show import DeskAddress, Show, load_show, parse_address
+from ailive.consoles.sim import DeskSimulator
+
+
+def _version() -> str:
+    try:
+        return version("ailive-bridge")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"ailive: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _run_async(coro_factory: Callable[[], Any]) -> Any:
+    """Run a coroutine, turning user errors into one line and Ctrl-C into a quiet exit."""
+    try:
+        return asyncio.run(coro_factory())
+    except AiliveError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _format_db(db: float) -> str:
+    if math.isnan(db):
+        return "?"
+    return "-inf" if db == -math.inf else f"{db:+.2f} dB"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="ailive", message="%(prog)s %(version)s")
+def main() -> None:
+    """Automatic mixing bridge: listens to a desk's inputs and rides its faders over OSC.
+
+    \b
+    Examples:
+      ailive profiles
+      ailive sim x32 --port 10023
+      ailive check show.toml --desk 127.0.0.1:10023
+    """
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def profiles(as_json: bool) -> None:
+    """List the desk profiles this bridge speaks.
+
+    \b
+    Example:
+      ailive profiles --json
+    """
+    try:
+        found = load_profiles()
+    except AiliveError as exc:
+        fail(str(exc))
+    rows = [_profile_row(p) for p in found.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Desk profiles")
+    for column in ("name", "vendor", "transport/port", "channels", "fader law"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["name"], row["vendor"], f"{row['transport']}/{row['port']}", str(row["channels"]),
+                      row["fader_law"])
+    _console().print(table)
+
+
+def _profile_row(p: Profile) -> dict[str, Any]:
+    return {
+        "name": p.name, "vendor": p.vendor, "transport": p.transport, "port": p.port,
+        "channels": p.channels, "fader_law": describe(p.law), "models": list(p.models), "source": p.source,
+    }
+
+
+@main.command()
+@click.argument("desk")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="UDP port (default: the desk's own; 0 picks a free one).")
+@click.option("--channels", type=click.IntRange(1, 256), default=None, help="Input channels (default: the desk's).")
+def sim(desk: str, host: str, port: int | None, channels: int | None) -> None:
+    """Run a desk simulator in the foreground until Ctrl-C or SIGTERM.
+
+    It answers stock OSC clients like the desk would. Prints one line with its
+    address when ready.
+
+    \b
+    Example:
+      ailive sim x32 --port 10023
+    """
+    try:
+        profile = get_profile(desk)
+    except AiliveError as exc:
+        fail(str(exc))
+    _run_async(lambda: _serve_simulator(profile, host, port, channels))
+
+
+async def _serve_simulator(profile: Profile, host: str, port: int | None, channels: int | None) -> None:
+    simulator = DeskSimulator(profile, host, port, channels)
+    try:
+        await simulator.start()
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{simulator.port}: {exc.strerror or exc}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    actual_host, actual_port = simulator.address
+    click.echo(
+        f"ailive sim {profile.name}: {profile.sim.model} simulator listening on {actual_host}:{actual_port} "
+        f"(UDP, {simulator.channels} channels); Ctrl-C stops",
+        nl=True,
+    )
+    sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        await simulator.stop()
+
+
+def _load_show_or_fail(path: str, desk: str | None) -> Show:
+    try:
+        show = load_show(path)
+        if desk:
+            try:
+                show = show.with_desk(parse_address(desk, show.profile.port))
+            except ValueError as exc:
+                fail(f"--desk: {exc}", 2)
+    except AiliveError as exc:
+        fail(str(exc))
+    return show
+
+
+@main.command()
+@click.argument("show_file", type=click.Path(dir_okay=False))
+@click.option("--desk", "desk", metavar="HOST[:PORT]", help="Reach this desk instead of the show file's.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.05, 30.0), default=0.5, show_default=True,
+              help="Seconds to wait for each answer (three tries).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def check(show_file: str, desk: str | None, timeout_s: float, as_json: bool) -> None:
+    """Validate a show file, reach its desk and show what the desk holds.
+
+    Nothing is written to the desk. Exits non-zero when the show file is
+    wrong, the desk does not answer, or it is not the desk the profile names.
+
+    \b
+    Example:
+      ailive check examples/x32-demo.toml --desk 127.0.0.1:10023
+    """
+    show = _load_show_or_fail(show_file, desk)
+    report = _run_async(lambda: _inspect_desk(show, timeout_s))
+    problems = report["problems"]
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_check(report)
+    if problems:
+        sys.exit(1)
+
+
+async def _inspect_desk(show: Show, timeout_s: float) -> dict[str, Any]:
+    driver = OscDeskDriver(show.profile, show.desk.host, show.desk.port, show.desk_channels,
+                           allow_trim=show.allow_trim, reply_timeout_s=timeout_s)
+    identity = await driver.connect()
+    try:
+        channels = []
+        problems: list[str] = []
+        notes: list[str] = []
+        for mapped in show.channels:
+            view = driver.view[mapped.desk_channel]
+            if view.name and view.name.strip().lower() != mapped.name.strip().lower():
+                notes.append(f"desk channel {mapped.desk_channel} is named {view.name!r} on the desk, {mapped.name!r} in the show file")
+            if view.muted and mapped.mode == "auto":
+                notes.append(f"desk channel {mapped.desk_channel} ({mapped.name}) is muted: the bridge will not write it until it is unmuted")
+            channels.append({
+                "desk_channel": mapped.desk_channel, "port": mapped.port, "show_name": mapped.name,
+                "desk_name": view.name, "fader_db": None if math.isnan(view.fader_db) else view.fader_db,
+                "fader": view.fader, "muted": view.muted, "mode": mapped.mode,
+            })
+        return {
+            "show": show.name, "file": show.path, "profile": show.profile.name, "desk": str(show.desk),
+            "model": identity.model, "firmware": identity.firmware, "desk_name": identity.name,
+            "channels": channels, "problems": problems, "notes": notes,
+        }
+    finally:
+        await driver.close()
+
+
+def _print_check(report: dict[str, Any]) -> None:
+    console = _console()
+    console.print(f"show {report['show']} ({report['file']}): valid, profile {report['profile']}")
+    console.print(f"desk {report['desk']}: {report['model']} firmware {report['firmware']}, named {report['desk_name']!r}")
+    table = Table(title="Mapped channels")
+    for column in ("desk ch", "JACK port", "show name", "desk name", "fader", "mute", "mode"):
+        table.add_column(column)
+    for ch in report["channels"]:
+        db = -math.inf if ch["fader_db"] is None and ch["fader"] == 0 else ch["fader_db"]
+        table.add_row(str(ch["desk_channel"]), ch["port"], ch["show_name"], ch["desk_name"] or "-",
+                      _format_db(math.nan if db is None else db), "muted" if ch["muted"] else "on", ch["mode"])
+    console.print(table)
+    for note in report["notes"]:
+        console.print(f"note: {note}")
+    for problem in report["problems"]:
+        console.print(f"problem: {problem}")
+
+
+def _not_yet(name: str) -> Callable[..., NoReturn]:
+    def command(**_: Any) -> NoReturn:
+        fail(f"'ailive {name}' is not yet available in this version", 2)
+
+    return command
+
+
+for _name, _help in {
+    "run": "Ride the faders of the show file's desk (not yet available).",
+    "demo": "Run the embedded demo against the built-in simulator (not yet available).",
+    "restore": "Put the last arm snapshot back on the desk (not yet available).",
+    "eval": "Evaluate gain models on multitracks (not yet available).",
+    "train": "Train the ALM model (not yet available).",
+    "export": "Export a trained model to ONNX (not yet available).",
+}.items():
+    main.command(name=_name, help=_help, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
+        click.argument("args", nargs=-1, type=click.UNPROCESSED)(_not_yet(_name))
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,466 @@
+"""The async OSC desk driver: one generic class that speaks any profile's dialect.
+
+One UDP socket (desks answer to the sender's port), identification before
+anything else, subscription renewal, a full sweep of the mapped channels on
+connect and after every reconnect, pushed changes parsed into typed events
+with the engineer's moves marked ``external``, writes rate-limited per
+address and skipped when the desk already holds the quantized value, and
+loss of the desk noticed within the profile's liveness timeout.
+Only addresses rendered from the profile's write table are ever sent a value.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import osc
+from .errors import DeskError, DeskIdentityError, DeskUnreachableError, OscDecodeError
+from .events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, NameChanged, PacketRejected, Source
+from .profile import Profile
+
+log = logging.getLogger(__name__)
+
+Peer = tuple[str, int]
+Listener = Callable[[DeskEvent], None]
+
+#: Backoff between reconnect attempts, seconds; the last value repeats.
+RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+class DeskOfflineError(DeskError):
+    """A write was asked for while the desk is not connected."""
+
+
+@dataclass(frozen=True)
+class DeskIdentity:
+    model: str
+    firmware: str
+    name: str
+    replies: dict[str, tuple[osc.OscArg, ...]]
+
+
+@dataclass
+class ChannelView:
+    """What the desk holds for one mapped channel, as last reported by the desk."""
+
+    channel: int
+    fader: float = math.nan  # wire value
+    muted: bool | None = None
+    name: str = ""
+    fader_db: float = math.nan
+
+
+@dataclass
+class DriverStats:
+    sent: int = 0
+    writes: int = 0
+    skipped_equal: int = 0  # writes not sent because the desk already holds that step
+    deferred: int = 0  # writes delayed by the per-address rate limit
+    received: int = 0
+    rejected: int = 0  # garbage, wrong type, foreign source
+    own_echoes: int = 0
+    reconnects: int = 0
+
+
+@dataclass
+class _PendingWrite:
+    value: float
+    handle: asyncio.TimerHandle
+
+
+@dataclass
+class _Address:
+    kind: str  # fader, mute, name
+    channel: int
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, driver: "OscDeskDriver") -> None:
+        self.driver = driver
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.driver._on_datagram(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable: nothing listens at the desk address; liveness will notice.
+        log.debug("socket error from desk: %s", exc)
+
+
+class OscDeskDriver:
+    """Talk to one desk described by ``profile`` at ``host:port`` about ``channels``."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        host: str,
+        port: int | None = None,
+        channels: list[int] | None = None,
+        *,
+        allow_trim: bool = False,
+        local_port: int = 0,
+        reply_timeout_s: float = 0.5,
+        retries: int = 3,
+    ) -> None:
+        self.profile = profile
+        self.host = host
+        self.port = profile.port if port is None else port
+        self.channels = list(channels) if channels else list(range(1, profile.channels + 1))
+        for ch in self.channels:
+            profile.check_channel(ch)
+        self.local_port = local_port
+        self.reply_timeout_s = reply_timeout_s
+        self.retries = retries
+        self.view: dict[int, ChannelView] = {ch: ChannelView(ch) for ch in self.channels}
+        self.identity: DeskIdentity | None = None
+        self.stats = DriverStats()
+        self.connected = False
+        self._write_addresses = profile.write_addresses(self.channels, allow_trim=allow_trim)
+        self._by_address: dict[str, _Address] = {}
+        for ch in self.channels:
+            self._by_address[profile.fader.address_of(ch)] = _Address("fader", ch)
+            self._by_address[profile.mute.address_of(ch)] = _Address("mute", ch)
+            self._by_address[profile.name_param.address_of(ch)] = _Address("name", ch)
+        self._listeners: list[Listener] = []
+        self._waiters: dict[str, list[asyncio.Future[osc.OscMessage]]] = {}
+        self._last_sent: dict[str, int] = {}  # address -> step the bridge last sent
+        self._last_write_at: dict[str, float] = {}
+        self._pending: dict[str, _PendingWrite] = {}
+        self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._peer: Peer | None = None
+        self._last_rx = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # ----- public API --------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with every :class:`DeskEvent` (on the event loop, never blocking it)."""
+        self._listeners.append(listener)
+
+    @property
+    def desk_address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def connect(self) -> DeskIdentity:
+        """Open the socket, identify the desk, subscribe and sweep; raise a clear error otherwise."""
+        self._loop = asyncio.get_running_loop()
+        self._peer = await self._resolve()
+        family = socket.AF_INET6 if ":" in self._peer[0] else socket.AF_INET
+        bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        try:
+            transport, _ = await self._loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(bind_host, self.local_port), family=family
+            )
+        except OSError as exc:
+            raise DeskError(f"cannot open a UDP socket on local port {self.local_port}: {exc.strerror}", self.host, self.port) from None
+        self._transport = transport
+        try:
+            identity = await self._handshake()
+        except BaseException:
+            await self.close()
+            raise
+        self._emit(DeskConnected(identity.model, identity.firmware, identity.name, self._now(), reconnect=False))
+        self._tasks = [asyncio.create_task(self._keepalive_loop(), name="desk-keepalive")]
+        return identity
+
+    async def close(self) -> None:
+        """Stop every task and close the socket. Pending rate-limited writes are dropped."""
+        self._closed = True
+        self.connected = False
+        for pending in self._pending.values():
+            pending.handle.cancel()
+        self._pending.clear()
+        tasks = self._tasks + ([self._reconnecting] if self._reconnecting else [])
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+        self._reconnecting = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.cancel()
+        self._waiters.clear()
+
+    async def __aenter__(self) -> "OscDeskDriver":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def fader_db(self, channel: int) -> float:
+        return self.view[channel].fader_db
+
+    def held_db(self, db: float) -> float:
+        """The level the desk would hold if sent ``db``: compare against this, never the request."""
+        law = self.profile.law
+        return law.to_db(law.quantize(law.from_db(db)))
+
+    def set_fader_db(self, channel: int, db: float) -> float:
+        """Move a fader to ``db``; returns the level the desk will hold. Rate-limited, deduplicated."""
+        law = self.profile.law
+        return law.to_db(self.set_fader(channel, law.from_db(db)))
+
+    def set_fader(self, channel: int, value: float) -> float:
+        """Move a fader to a wire value; returns the quantized value the desk will hold."""
+        if not self.connected:
+            raise DeskOfflineError("desk is not connected; the write was not sent", self.host, self.port)
+        if not math.isfinite(value):
+            raise ValueError(f"fader value for channel {channel} is not finite: {value}")
+        address = self.profile.fader.address_of(channel)
+        law = self.profile.law
+        held = law.quantize(value)
+        step = law.step_of(held)
+        pending = self._pending.pop(address, None)
+        if pending is not None:
+            pending.handle.cancel()
+        current = self.view[channel].fader if channel in self.view else math.nan
+        if pending is None and not math.isnan(current) and law.step_of(current) == step:
+            self.stats.skipped_equal += 1
+            return held
+        now = self._now()
+        due = self._last_write_at.get(address, -math.inf) + 1.0 / self.profile.max_writes_per_s
+        if now >= due:
+            self._write(address, held)
+        else:
+            self.stats.deferred += 1
+            assert self._loop is not None
+            handle = self._loop.call_later(due - now, self._flush, address)
+            self._pending[address] = _PendingWrite(held, handle)
+        return held
+
+    async def query(self, address: str, timeout_s: float | None = None) -> osc.OscMessage:
+        """Ask the desk for one node's value and wait for the matching reply (retried)."""
+        timeout_s = self.reply_timeout_s if timeout_s is None else timeout_s
+        assert self._loop is not None
+        for _ in range(self.retries):
+            fut: asyncio.Future[osc.OscMessage] = self._loop.create_future()
+            self._waiters.setdefault(address, []).append(fut)
+            self._send(address)
+            try:
+                return await asyncio.wait_for(fut, timeout_s)
+            except asyncio.TimeoutError:
+                continue
+            finally:
+                waiters = self._waiters.get(address, [])
+                if fut in waiters:
+                    waiters.remove(fut)
+        raise DeskUnreachableError(f"no answer to {address} after {self.retries} tries", self.host, self.port)
+
+    # ----- handshake, sweep, keep-alive ------------------------------------------------
+
+    async def _resolve(self) -> Peer:
+        assert self._loop is not None
+        try:
+            infos = await self._loop.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
+        except socket.gaierror as exc:
+            raise DeskUnreachableError(f"cannot resolve desk host {self.host!r}: {exc.strerror}", self.host, self.port) from None
+        return (infos[0][4][0], infos[0][4][1])
+
+    async def _identify(self) -> DeskIdentity:
+        ident = self.profile.identify
+        replies: dict[str, tuple[osc.OscArg, ...]] = {}
+        try:
+            first = await self.query(ident.queries[0])
+        except DeskUnreachableError:
+            raise DeskUnreachableError(
+                f"no {self.profile.name} answered {ident.queries[0]} within {self.retries} x {self.reply_timeout_s:g} s: "
+                f"check the desk's IP address, its OSC port ({self.profile.port} for {self.profile.name}) and the network",
+                self.host, self.port,
+            ) from None
+        replies[first.address] = first.args
+        fields = [str(a) for a in first.args]
+        needed = max(ident.model_arg, ident.name_arg, ident.firmware_arg)
+        if len(fields) <= needed:
+            raise DeskIdentityError(
+                f"the desk's answer to {first.address} has {len(fields)} fields, a {self.profile.name} answers with {needed + 1}",
+                self.host, self.port,
+            )
+        model = fields[ident.model_arg]
+        if model not in self.profile.models:
+            raise DeskIdentityError(
+                f"the desk says it is a {model!r}, not one of the {self.profile.name} family ({', '.join(self.profile.models)})",
+                self.host, self.port,
+            )
+        for extra in ident.queries[1:]:
+            try:
+                replies[extra] = (await self.query(extra)).args
+            except DeskUnreachableError:
+                log.info("desk did not answer %s; identification continues without it", extra)
+        return DeskIdentity(model, fields[ident.firmware_arg], fields[ident.name_arg], replies)
+
+    async def _handshake(self) -> DeskIdentity:
+        identity = await self._identify()
+        self._subscribe()
+        await self._sweep()
+        self.identity = identity
+        self.connected = True
+        self._last_rx = self._now()
+        return identity
+
+    def _subscribe(self) -> None:
+        if self.profile.subscription is not None:
+            self._send(self.profile.subscription.address)
+
+    async def _sweep(self) -> None:
+        """Read fader, mute and name of every mapped channel; differences become events."""
+        p = self.profile
+        addresses = [t.address_of(ch) for ch in self.channels for t in (p.fader, p.mute, p.name_param)]
+        replies = await asyncio.gather(*(self.query(a) for a in addresses))
+        for reply in replies:
+            self._apply(reply, "sweep")
+
+    async def _keepalive_loop(self) -> None:
+        """Renew the subscription, probe a quiet desk, and declare it lost after the timeout."""
+        p = self.profile
+        renew_s = p.subscription.renew_s if p.subscription else math.inf
+        last_renew = self._now()
+        last_probe = -math.inf
+        tick_s = min(0.25, p.liveness_timeout_s / 6)
+        while not self._closed:
+            await asyncio.sleep(tick_s)
+            if not self.connected:
+                continue
+            now = self._now()
+            if now - last_renew >= renew_s:
+                self._subscribe()
+                last_renew = now
+            silent_s = now - self._last_rx
+            if silent_s > p.liveness_timeout_s:
+                self._lost(f"no answer from the desk for {silent_s:.1f} s")
+                continue
+            if silent_s > p.liveness_timeout_s / 3 and now - last_probe >= p.liveness_timeout_s / 6:
+                self._send(p.identify.probe)
+                last_probe = now
+
+    def _lost(self, reason: str) -> None:
+        self.connected = False
+        for pending in self._pending.values():
+            pending.handle.cancel()
+        self._pending.clear()
+        self._emit(DeskLost(reason, self._now()))
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.create_task(self._reconnect_loop(), name="desk-reconnect")
+
+    async def _reconnect_loop(self) -> None:
+        attempt = 0
+        while not self._closed:
+            await asyncio.sleep(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)])
+            attempt += 1
+            try:
+                identity = await self._handshake()
+            except DeskError as exc:
+                log.info("reconnect attempt %d failed: %s", attempt, exc)
+                continue
+            self.stats.reconnects += 1
+            self._emit(DeskConnected(identity.model, identity.firmware, identity.name, self._now(), reconnect=True))
+            return
+
+    # ----- wire ------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
+    def _send(self, address: str, tags: str = "", args: tuple[osc.OscArg, ...] = ()) -> None:
+        if self._transport is None or self._peer is None:
+            return
+        if args and address not in self._write_addresses:
+            raise DeskError(f"refusing to write {address}: not in the profile's write table", self.host, self.port)
+        self._transport.sendto(osc.encode(address, tags, args), self._peer)
+        self.stats.sent += 1
+
+    def _write(self, address: str, held: float) -> None:
+        self._send(address, self.profile.fader.type, (held,))
+        self._last_sent[address] = self.profile.law.step_of(held)
+        self._last_write_at[address] = self._now()
+        self.stats.writes += 1
+        target = self._by_address.get(address)
+        if target is not None:
+            self._store_fader(self.view[target.channel], held)
+
+    def _flush(self, address: str) -> None:
+        pending = self._pending.pop(address, None)
+        if pending is not None and self.connected:
+            self._write(address, pending.value)
+
+    def _on_datagram(self, data: bytes, peer: Peer) -> None:
+        now = self._now()
+        if peer != self._peer:
+            self.stats.rejected += 1
+            self._emit(PacketRejected("datagram from a source that is not the desk", f"{peer[0]}:{peer[1]}", now))
+            return
+        try:
+            message = osc.decode(data)
+        except OscDecodeError as exc:
+            self.stats.rejected += 1
+            self._emit(PacketRejected(str(exc), f"{peer[0]}:{peer[1]}", now))
+            return
+        self.stats.received += 1
+        self._last_rx = now
+        for fut in self._waiters.pop(message.address, []):
+            if not fut.done():
+                fut.set_result(message)
+        if self.connected:
+            self._apply(message, "external")
+
+    def _apply(self, message: osc.OscMessage, source: Source) -> None:
+        """Update the view from a desk message; report changes as events."""
+        target = self._by_address.get(message.address)
+        if target is None or len(message.args) != 1:
+            return
+        view = self.view[target.channel]
+        value = message.args[0]
+        now = self._now()
+        p = self.profile
+        if target.kind == "fader":
+            number = osc.as_finite_float(value)
+            if number is None or message.tags != p.fader.type:
+                self.stats.rejected += 1
+                return
+            held = p.law.quantize(number)
+            step = p.law.step_of(held)
+            changed = math.isnan(view.fader) or p.law.step_of(view.fader) != step
+            if source == "external" and self._last_sent.get(message.address) == step and not changed:
+                self.stats.own_echoes += 1
+                return
+            self._store_fader(view, held)
+            if changed:
+                self._emit(FaderMoved(target.channel, held, view.fader_db, source, now))
+        elif target.kind == "mute":
+            number = osc.as_finite_float(value)
+            if number is None:
+                self.stats.rejected += 1
+                return
+            muted = number == p.mute.muted_value
+            if view.muted != muted:
+                view.muted = muted
+                self._emit(MuteChanged(target.channel, muted, source, now))
+        elif target.kind == "name" and isinstance(value, str):
+            if view.name != value:
+                view.name = value
+                self._emit(NameChanged(target.channel, value, source, now))
+
+    def _store_fader(self, view: ChannelView, held: float) -> None:
+        view.fader = held
+        view.fader_db = self.profile.law.to_db(held)
+
+    def _emit(self, event: DeskEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not stop the desk link
+                log.exception("desk event listener failed on %r", event)

@@ -1,0 +1,64 @@
+"""Typed events a desk driver reports: what changed on the desk, and who changed it.
+
+``source = "external"`` means the bridge did not send it: a hand on a fader,
+a scene recall, another app. That is the most important input the bridge
+gets from a desk.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Source = Literal["external", "sweep", "poll"]
+
+
+@dataclass(frozen=True)
+class FaderMoved:
+    channel: int
+    value: float  # wire value as the desk holds it
+    db: float  # -inf when off
+    source: Source
+    time_s: float
+
+
+@dataclass(frozen=True)
+class MuteChanged:
+    channel: int
+    muted: bool
+    source: Source
+    time_s: float
+
+
+@dataclass(frozen=True)
+class NameChanged:
+    channel: int
+    name: str
+    source: Source
+    time_s: float
+
+
+@dataclass(frozen=True)
+class DeskConnected:
+    model: str
+    firmware: str
+    name: str
+    time_s: float
+    reconnect: bool
+
+
+@dataclass(frozen=True)
+class DeskLost:
+    reason: str
+    time_s: float
+
+
+@dataclass(frozen=True)
+class PacketRejected:
+    """A datagram that was not a valid message from the desk: counted and reported, never acted on."""
+
+    reason: str
+    peer: str
+    time_s: float
+
+
+DeskEvent = FaderMoved | MuteChanged | NameChanged | DeskConnected | DeskLost | PacketRejected

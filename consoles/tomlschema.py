@@ -1,0 +1,126 @@
+"""Reading user-written TOML with errors that name the file, the key, what was expected and what was found.
+
+Profiles and show files are both written by people; a typo must be reported
+precisely (``show.toml: channel[3].mode: expected one of auto, manual,
+excluded, got 'atuo'``) and an unknown key must not be ignored silently.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from .errors import SchemaError
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+
+
+def read_toml(path: Path, error: type[SchemaError]) -> dict[str, Any]:
+    """Parse a TOML file, turning IO and syntax errors into one readable schema error."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise error(str(path), "", "an existing file") from None
+    except OSError as exc:
+        raise error(str(path), "", f"a readable file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(str(path), "", f"valid TOML ({exc})") from None
+
+
+class TableReader:
+    """Typed access to one TOML table that remembers which keys were read."""
+
+    def __init__(self, data: dict[str, Any], path: str, prefix: str, error: type[SchemaError]) -> None:
+        self.data = data
+        self.path = path
+        self.prefix = prefix
+        self.error = error
+        self._seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def fail(self, name: str, expected: str, got: object | None = None) -> SchemaError:
+        return self.error(self.path, self.key(name), expected, got)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def get(
+        self,
+        name: str,
+        kind: type[T] | tuple[type, ...],
+        default: Any = _MISSING,
+        *,
+        expected: str | None = None,
+        check: Callable[[Any], bool] | None = None,
+    ) -> T:
+        """The value of ``name`` of type ``kind`` (ints are accepted for floats), else a schema error."""
+        self._seen.add(name)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        words = expected or " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)
+        if name not in self.data:
+            if default is _MISSING:
+                raise self.fail(name, words + " (the key is required)")
+            return default
+        value = self.data[name]
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.fail(name, words, value)
+        if not isinstance(value, kinds):
+            raise self.fail(name, words, value)
+        if check is not None and not check(value):
+            raise self.fail(name, words, value)
+        return value  # type: ignore[return-value]
+
+    def choice(self, name: str, options: tuple[str, ...] | list[str], default: Any = _MISSING) -> str:
+        return self.get(name, str, default, expected="one of " + ", ".join(options), check=lambda v: v in options)
+
+    def number(self, name: str, default: Any = _MISSING, *, low: float | None = None, high: float | None = None) -> float:
+        words = "a number"
+        if low is not None and high is not None:
+            words = f"a number in {low:g}..{high:g}"
+        elif low is not None:
+            words = f"a number >= {low:g}"
+        elif high is not None:
+            words = f"a number <= {high:g}"
+
+        def in_range(value: float) -> bool:
+            return (low is None or value >= low) and (high is None or value <= high)
+
+        return self.get(name, float, default, expected=words, check=in_range)
+
+    def integer(self, name: str, default: Any = _MISSING, *, low: int | None = None, high: int | None = None) -> int:
+        words = f"an integer in {low}..{high}" if low is not None and high is not None else "an integer"
+        return self.get(
+            name, int, default, expected=words,
+            check=lambda v: (low is None or v >= low) and (high is None or v <= high),
+        )
+
+    def table(self, name: str, *, required: bool = False) -> "TableReader | None":
+        if name not in self.data and not required:
+            self._seen.add(name)
+            return None
+        value = self.get(name, dict, expected="a table")
+        return TableReader(value, self.path, self.key(name), self.error)
+
+    def tables(self, name: str) -> list["TableReader"]:
+        """An array of tables (``[[name]]``), possibly empty."""
+        items = self.get(name, list, [], expected="an array of tables ([[" + name + "]])")
+        readers = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self.error(self.path, f"{self.key(name)}[{index}]", "a table", item)
+            readers.append(TableReader(item, self.path, f"{self.key(name)}[{index}]", self.error))
+        return readers
+
+    def finish(self) -> None:
+        """Refuse keys nobody read: a misspelt key must not be ignored."""
+        unknown = sorted(set(self.data) - self._seen)
+        if unknown:
+            raise self.fail(unknown[0], "no such key (known: " + ", ".join(sorted(self._seen)) + ")")

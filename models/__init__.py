@@ -1,0 +1,1 @@
+"""Gain models: features, runtime inference and classic baselines. No torch outside ``train/``."""
