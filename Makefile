@@ -1,0 +1,39 @@
+# Everything a fresh machine needs, from one command: `make test` or `make demo`.
+# Debian packages (jackd2, mosquitto) are installed when missing and we are root.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := $(VENV)/.system
+PYTEST_ARGS ?=
+
+.PHONY: all setup system test demo clean
+
+all: test
+
+setup: $(STAMP) $(SYSTEM_STAMP)
+
+# System packages: jackd2 (dummy driver for tests and the demo) and mosquitto (MQTT broker).
+$(SYSTEM_STAMP): | $(VENV)/bin/python
+	@bash .ci/system-packages
+	@touch $@
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+system: $(SYSTEM_STAMP)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/ailive demo --headless
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
