@@ -11,6 +11,7 @@ Only addresses rendered from the profile's write table are ever sent a value.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import socket
@@ -147,12 +148,24 @@ class OscDeskDriver:
     def desk_address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def local_address(self) -> Peer | None:
+        """The driver's own socket address (where the desk sends its answers)."""
+        if self._transport is None:
+            return None
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return (host, port)
+
     async def connect(self) -> DeskIdentity:
         """Open the socket, identify the desk, subscribe and sweep; raise a clear error otherwise."""
         self._loop = asyncio.get_running_loop()
         self._peer = await self._resolve()
-        family = socket.AF_INET6 if ":" in self._peer[0] else socket.AF_INET
-        bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        desk_ip = ipaddress.ip_address(self._peer[0])
+        family = socket.AF_INET6 if desk_ip.version == 6 else socket.AF_INET
+        if desk_ip.is_loopback:  # a simulator on this machine: stay off the network
+            bind_host = str(desk_ip)
+        else:
+            bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
         try:
             transport, _ = await self._loop.create_datagram_endpoint(
                 lambda: _Protocol(self), local_addr=(bind_host, self.local_port), family=family

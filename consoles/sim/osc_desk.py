@@ -172,6 +172,10 @@ class DeskSimulator:
             raise ValueError(f"{self.profile.name} has no channel links, or {odd_channel} is not the odd channel of a pair")
         self._set(address, 1 if linked else 0, writer=None)
 
+    def send_raw(self, data: bytes, peer: Peer) -> None:
+        """Send arbitrary bytes from the desk's socket (a desk gone wrong, for hostile-input tests)."""
+        self._send_now(data, peer)
+
     def feed_levels(self, levels_db: list[float]) -> None:
         """Input levels (dBFS per channel) that meter replies report."""
         self._levels_db = [float(v) for v in levels_db[: self.channels]] + [SILENCE_DB] * max(0, self.channels - len(levels_db))

@@ -1,0 +1,195 @@
+"""The OSC driver against the simulator over loopback UDP: real sockets, real timing."""
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import replace
+
+import pytest
+
+from ailive.consoles import osc
+from ailive.consoles.driver import DeskOfflineError, OscDeskDriver
+from ailive.consoles.errors import DeskError, DeskIdentityError, DeskUnreachableError
+from ailive.consoles.events import DeskConnected, DeskLost, FaderMoved, MuteChanged, NameChanged, PacketRejected
+from ailive.consoles.profile import get_profile
+from ailive.consoles.sim import DeskSimulator
+from tests.conftest import short_lease, wait_for
+from tests.oscpeer import OscPeer
+
+
+def driver_for(sim: DeskSimulator, channels=(1, 2, 3, 4), profile=None) -> OscDeskDriver:
+    return OscDeskDriver(profile or sim.profile, "127.0.0.1", sim.port, list(channels), reply_timeout_s=0.3)
+
+
+async def test_handshake_identifies_and_sweeps(x32_sim):
+    x32_sim.set_name(2, "Snare")
+    x32_sim.move_fader_db(3, -20.0)
+    x32_sim.set_mute(4, True)
+    events = []
+    async with driver_for(x32_sim) as driver:
+        driver.add_listener(events.append)
+        assert driver.connected
+        assert (driver.identity.model, driver.identity.firmware) == ("X32", "4.06")
+        assert "/info" in driver.identity.replies
+        assert driver.view[2].name == "Snare"
+        assert driver.view[3].fader_db == pytest.approx(x32_sim.fader_db(3))
+        assert driver.view[4].muted is True and driver.view[1].muted is False
+        assert x32_sim.subscribers() == [driver.local_address]
+
+
+async def test_writes_land_quantized_and_equal_writes_are_skipped(x32_sim):
+    async with driver_for(x32_sim) as driver:
+        held = driver.set_fader_db(1, -10.0)
+        assert held == pytest.approx(-10.039, abs=1e-3)
+        await wait_for(lambda: x32_sim.fader(1) == 511 / 1023)
+        await asyncio.sleep(0.1)
+        driver.set_fader_db(1, -10.02)  # the same step
+        assert driver.stats.skipped_equal == 1
+        await asyncio.sleep(0.05)
+        assert x32_sim.stats.writes == {"/ch/01/mix/fader": 1}
+
+
+async def test_writes_are_rate_limited_per_fader_latest_wins(x32_sim):
+    async with driver_for(x32_sim) as driver:
+        for i in range(10):
+            driver.set_fader_db(2, -20.0 + i)
+        driver.set_fader_db(3, -5.0)  # another fader is not held back
+        await wait_for(lambda: abs(x32_sim.fader_db(3) + 5.0) < 0.1)
+        assert x32_sim.stats.writes["/ch/02/mix/fader"] == 1
+        await wait_for(lambda: abs(x32_sim.fader_db(2) - (-11.0)) < 0.1, timeout_s=1.0)
+        assert x32_sim.stats.writes["/ch/02/mix/fader"] == 2
+        assert driver.stats.deferred == 9
+
+
+async def test_second_client_move_is_an_external_event_and_own_writes_are_not(x32_sim):
+    events: list = []
+    async with driver_for(x32_sim) as driver, OscPeer(x32_sim.address) as other:
+        driver.add_listener(events.append)
+        driver.set_fader_db(1, -6.0)
+        await wait_for(lambda: abs(x32_sim.fader_db(1) + 6.0) < 0.1)
+        other.send("/ch/02/mix/fader", ("f", 0.25))
+        other.send("/ch/02/mix/on", ("i", 0))
+        other.send("/ch/02/config/name", ("s", "Bass DI"))
+        took = await wait_for(lambda: len(events) >= 3, timeout_s=1.0)
+        assert took < 0.5
+        moved = [e for e in events if isinstance(e, FaderMoved)]
+        assert len(moved) == 1 and moved[0].channel == 2 and moved[0].source == "external"
+        assert moved[0].db == pytest.approx(-30.117, abs=1e-3)
+        assert any(isinstance(e, MuteChanged) and e.muted and e.channel == 2 for e in events)
+        assert any(isinstance(e, NameChanged) and e.name == "Bass DI" for e in events)
+        assert driver.view[2].fader_db == pytest.approx(-30.117, abs=1e-3)
+
+
+async def test_engineer_move_on_an_unmapped_channel_is_ignored(x32_sim):
+    events: list = []
+    async with driver_for(x32_sim, channels=(1,)) as driver:
+        driver.add_listener(events.append)
+        x32_sim.move_fader_db(9, -3.0)
+        x32_sim.move_fader_db(1, -3.0)
+        await wait_for(lambda: len(events) == 1)
+        assert events[0].channel == 1
+
+
+async def test_echoing_desk_own_writes_are_not_engineer_moves():
+    profile = get_profile("x32")
+    echoing = replace(profile, subscription=replace(profile.subscription, echoes_own_writes=True))
+    async with DeskSimulator(echoing, port=0) as sim:
+        events: list = []
+        async with driver_for(sim) as driver:
+            driver.add_listener(events.append)
+            driver.set_fader_db(1, -12.0)
+            await wait_for(lambda: driver.stats.own_echoes == 1)
+            assert [e for e in events if isinstance(e, FaderMoved)] == []
+
+
+async def test_subscription_is_renewed_and_lapses_when_the_driver_stops():
+    profile = short_lease(get_profile("x32"), lease_s=0.6, renew_s=0.3)
+    async with DeskSimulator(profile, port=0) as sim:
+        async with driver_for(sim) as driver:
+            await asyncio.sleep(1.5)
+            assert sim.subscribers() == [driver.local_address]
+            sim.move_fader_db(1, -1.0)
+            await wait_for(lambda: abs(driver.view[1].fader_db + 1.0) < 0.1)
+        await asyncio.sleep(0.7)
+        assert sim.subscribers() == []
+
+
+async def test_reconnect_after_restart_resyncs_state(x32_sim):
+    events: list = []
+    async with driver_for(x32_sim) as driver:
+        driver.add_listener(events.append)
+        loop = asyncio.get_running_loop()
+        stopped_at = loop.time()
+        restart = asyncio.create_task(x32_sim.restart(keep_state=False, downtime_s=3.5))
+        await asyncio.sleep(0.1)
+        x32_sim.move_fader_db(2, -40.0)  # changed while the desk is away: must be picked up by the sweep
+        await wait_for(lambda: any(isinstance(e, DeskLost) for e in events), timeout_s=4.0)
+        lost_after = next(e for e in events if isinstance(e, DeskLost)).time_s - stopped_at
+        assert lost_after <= 3.6
+        assert not driver.connected
+        with pytest.raises(DeskOfflineError):
+            driver.set_fader_db(1, -3.0)
+        await restart
+        await wait_for(lambda: driver.connected, timeout_s=6.0)
+        assert any(isinstance(e, DeskConnected) and e.reconnect for e in events)
+        assert x32_sim.subscribers() == [driver.local_address]
+        resynced = [e for e in events if isinstance(e, FaderMoved) and e.source == "sweep"]
+        assert [e.channel for e in resynced] == [2]
+        assert driver.view[2].fader_db == pytest.approx(-40.0, abs=0.2)
+
+
+async def test_foreign_desk_is_refused(x32_profile):
+    async with DeskSimulator(get_profile("xair"), port=0) as xair:
+        with pytest.raises(DeskIdentityError, match="'XR18', not one of the x32 family"):
+            await driver_for(xair, profile=x32_profile).connect()
+
+
+async def test_nothing_listening_is_a_clear_error(x32_profile):
+    probe = DeskSimulator(x32_profile, port=0)
+    await probe.start()
+    port = probe.port
+    await probe.stop()
+    driver = OscDeskDriver(x32_profile, "127.0.0.1", port, [1], reply_timeout_s=0.1)
+    with pytest.raises(DeskUnreachableError, match="check the desk's IP address"):
+        await driver.connect()
+
+
+async def test_unknown_host_is_a_clear_error(x32_profile):
+    with pytest.raises(DeskUnreachableError, match="cannot resolve"):
+        await OscDeskDriver(x32_profile, "no-such-desk.invalid", 10023, [1]).connect()
+
+
+async def test_garbage_from_the_desk_or_elsewhere_changes_nothing(x32_sim):
+    events: list = []
+    async with driver_for(x32_sim) as driver, OscPeer(driver.local_address) as stranger:
+        driver.add_listener(events.append)
+        before = {ch: (v.fader, v.muted, v.name) for ch, v in driver.view.items()}
+        for junk in (b"\x00" * 12, osc.encode("/ch/01/mix/fader", "f", (0.1,))[:-2], b"#bundle\x00" * 2,
+                     osc.encode("/ch/01/mix/fader", "i", (0,)), osc.encode("/ch/01/mix/fader", "f", (math.nan,))):
+            x32_sim.send_raw(junk, driver.local_address)
+        stranger.send("/ch/01/mix/fader", ("f", 0.1))  # pretends to be the desk
+        await wait_for(lambda: driver.stats.rejected >= 6)
+        assert {ch: (v.fader, v.muted, v.name) for ch, v in driver.view.items()} == before
+        assert not any(isinstance(e, FaderMoved) for e in events)
+        assert sum(isinstance(e, PacketRejected) for e in events) >= 4
+        assert driver.connected
+
+
+async def test_only_fader_addresses_can_be_written(x32_sim):
+    async with driver_for(x32_sim) as driver:
+        with pytest.raises(DeskError, match="not in the profile's write table"):
+            driver._send("/ch/01/mix/on", "i", (1,))
+        with pytest.raises(DeskError, match="not in the profile's write table"):
+            driver.set_fader_db(9, -3.0)  # not a mapped channel
+        await asyncio.sleep(0.05)
+        assert x32_sim.stats.writes == {}
+
+
+async def test_non_finite_levels_never_reach_the_desk(x32_sim):
+    async with driver_for(x32_sim) as driver:
+        with pytest.raises(ValueError):
+            driver.set_fader(1, math.nan)
+        with pytest.raises(ValueError):
+            driver.set_fader_db(1, math.nan)
+        assert driver.set_fader_db(1, -math.inf) == -math.inf
+        await wait_for(lambda: x32_sim.fader(1) == 0.0)
