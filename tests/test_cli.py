@@ -1,0 +1,154 @@
+"""The ``ailive`` command as a user runs it: real processes, real sockets, one-line errors."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.oscpeer import build
+
+ROOT = Path(__file__).resolve().parent.parent
+AILIVE = [sys.executable, "-m", "ailive.bridge.cli"]
+EXAMPLE = ROOT / "examples" / "x32-demo.toml"
+
+
+def ailive(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*AILIVE, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], pattern: str, code: int = 1) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+class RunningSim:
+    """``ailive sim`` in the foreground of a child process, stopped by PID."""
+
+    def __init__(self, desk: str = "x32", *extra: str) -> None:
+        self.process = subprocess.Popen([*AILIVE, "sim", desk, "--port", "0", *extra], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.banner = self.process.stdout.readline()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.banner)
+        assert match, (self.banner, self.process.stderr.read() if self.process.poll() is not None else "")
+        self.port = int(match.group(1))
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def sim_process():
+    sims: list[RunningSim] = []
+
+    def start(desk: str = "x32", *extra: str) -> RunningSim:
+        sims.append(RunningSim(desk, *extra))
+        return sims[-1]
+
+    yield start
+    for sim in sims:
+        if sim.process.poll() is None:
+            sim.process.kill()
+            sim.process.wait()
+
+
+def test_version():
+    result = ailive("--version")
+    assert result.returncode == 0 and re.fullmatch(r"ailive \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+def test_profiles_table_and_json():
+    table = ailive("profiles")
+    assert table.returncode == 0
+    for word in ("x32", "xair", "m32", "10023", "10024", "x32 piecewise"):
+        assert word in table.stdout
+    rows = {row["name"]: row for row in json.loads(ailive("profiles", "--json").stdout)}
+    assert rows["xair"]["port"] == 10024 and rows["xair"]["channels"] == 16
+    assert rows["x32"]["transport"] == "osc-udp"
+
+
+def test_sim_answers_a_stock_client_and_stops_on_sigterm(sim_process):
+    import socket
+
+    from pythonosc.osc_message import OscMessage
+
+    sim = sim_process("x32")
+    assert "X32 simulator" in sim.banner and "32 channels" in sim.banner
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(2.0)
+        client.sendto(build("/xinfo"), ("127.0.0.1", sim.port))
+        reply = OscMessage(client.recv(1024))
+        assert reply.address == "/xinfo" and reply.params[2] == "X32"
+        client.sendto(build("/ch/01/mix/fader", ("f", 0.25)), ("127.0.0.1", sim.port))
+        client.sendto(build("/ch/01/mix/fader"), ("127.0.0.1", sim.port))
+        assert OscMessage(client.recv(1024)).params[0] == pytest.approx(255 / 1023, abs=1e-7)
+    assert sim.stop() == 0
+
+
+def test_sim_channels_option(sim_process):
+    sim = sim_process("xair", "--channels", "12")
+    assert "12 channels" in sim.banner and "XR18" in sim.banner
+
+
+def test_sim_unknown_desk():
+    assert_one_line_error(ailive("sim", "yamaha-cl5"), r"unknown desk 'yamaha-cl5'; known desks: .*x32")
+
+
+def test_sim_port_in_use(sim_process):
+    sim = sim_process("x32")
+    assert_one_line_error(ailive("sim", "x32", "--port", str(sim.port)), rf"cannot listen on 127\.0\.0\.1:{sim.port}")
+
+
+def test_check_reports_what_the_desk_holds(sim_process):
+    sim = sim_process("x32")
+    result = ailive("check", str(EXAMPLE), "--desk", f"127.0.0.1:{sim.port}")
+    assert result.returncode == 0, result.stderr
+    assert "X32 firmware 4.06" in result.stdout and "Talkback" in result.stdout and "-0.01 dB" in result.stdout
+    report = json.loads(ailive("check", str(EXAMPLE), "--desk", f"127.0.0.1:{sim.port}", "--json").stdout)
+    assert report["model"] == "X32" and len(report["channels"]) == 8
+    assert report["channels"][0]["fader_db"] == pytest.approx(-0.01, abs=0.005)
+
+
+def test_check_refuses_a_desk_of_another_family(sim_process):
+    sim = sim_process("xair")
+    assert_one_line_error(ailive("check", str(EXAMPLE), "--desk", f"127.0.0.1:{sim.port}"), r"'XR18', not one of the x32 family")
+
+
+def test_check_unreachable_desk_is_quick_and_clear(sim_process):
+    sim = sim_process("x32")
+    port = sim.port
+    sim.stop()
+    started = time.monotonic()
+    result = ailive("check", str(EXAMPLE), "--desk", f"127.0.0.1:{port}", "--timeout", "0.1")
+    assert_one_line_error(result, r"no x32 answered /xinfo .*check the desk's IP address")
+    assert time.monotonic() - started < 15
+
+
+def test_check_malformed_show_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.read_text().replace('mode = "excluded"', 'mode = "off"'))
+    assert_one_line_error(ailive("check", str(bad)), r"bad\.toml: channel\[7\]\.mode: expected one of auto, manual, excluded, got 'off'")
+
+
+def test_check_missing_show_file(tmp_path):
+    assert_one_line_error(ailive("check", str(tmp_path / "none.toml")), r"none\.toml: expected an existing file")
+
+
+def test_check_bad_desk_option():
+    assert_one_line_error(ailive("check", str(EXAMPLE), "--desk", "127.0.0.1:99999"), r"--desk: .*port must be 1\.\.65535", code=2)
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "restore", "eval", "train", "export"])
+def test_later_commands_say_so(command):
+    assert_one_line_error(ailive(command, "x.toml"), rf"'ailive {command}' is not yet available", code=2)
