@@ -64,7 +64,17 @@ class DriverStats:
     received: int = 0
     rejected: int = 0  # garbage, wrong type, foreign source
     own_echoes: int = 0
+    resent: int = 0  # writes sent again because the desk still showed the value from before them
     reconnects: int = 0
+
+
+@dataclass
+class _Unconfirmed:
+    """A fader write the desk has not yet shown back."""
+
+    before_step: int
+    sent_step: int
+    resent: bool = False
 
 
 @dataclass
@@ -128,7 +138,9 @@ class OscDeskDriver:
         self._listeners: list[Listener] = []
         self._waiters: dict[str, list[asyncio.Future[osc.OscMessage]]] = {}
         self._last_sent: dict[str, int] = {}  # address -> step the bridge last sent
+        self._unconfirmed: dict[str, _Unconfirmed] = {}
         self._last_write_at: dict[str, float] = {}
+        self._polls: dict[str, float] = {}  # fader address -> when its poll query went out
         self._pending: dict[str, _PendingWrite] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -343,7 +355,8 @@ class OscDeskDriver:
         renew_s = p.subscription.renew_s if p.subscription else math.inf
         last_renew = self._now()
         last_probe = -math.inf
-        tick_s = min(0.25, p.liveness_timeout_s / 6)
+        last_poll = self._now()
+        tick_s = min(0.25, p.liveness_timeout_s / 6, p.poll_period_s or math.inf)
         while not self._closed:
             await asyncio.sleep(tick_s)
             if not self.connected:
@@ -352,6 +365,9 @@ class OscDeskDriver:
             if now - last_renew >= renew_s:
                 self._subscribe()
                 last_renew = now
+            if p.poll_period_s and now - last_poll >= p.poll_period_s:
+                self._poll_faders(now)
+                last_poll = now
             silent_s = now - self._last_rx
             if silent_s > p.liveness_timeout_s:
                 self._lost(f"no answer from the desk for {silent_s:.1f} s")
@@ -359,6 +375,18 @@ class OscDeskDriver:
             if silent_s > p.liveness_timeout_s / 3 and now - last_probe >= p.liveness_timeout_s / 6:
                 self._send(p.identify.probe)
                 last_probe = now
+
+    def _poll_faders(self, now: float) -> None:
+        """Query every mapped fader; the answers are handled like pushes (see :meth:`_is_stale_poll_reply`)."""
+        for ch in self.channels:
+            address = self.profile.fader.address_of(ch)
+            self._polls[address] = now
+            self._send(address)
+
+    def _is_stale_poll_reply(self, address: str) -> bool:
+        """A poll answer may have left the desk before our latest write arrived: its value is old news."""
+        asked_at = self._polls.pop(address, None)
+        return asked_at is not None and self._last_write_at.get(address, -math.inf) >= asked_at
 
     def _lost(self, reason: str) -> None:
         self.connected = False
@@ -396,9 +424,15 @@ class OscDeskDriver:
         self._transport.sendto(osc.encode(address, tags, args), self._peer)
         self.stats.sent += 1
 
-    def _write(self, address: str, held: float) -> None:
+    def _write(self, address: str, held: float, *, resend: bool = False) -> None:
         self._send(address, self.profile.fader.type, (held,))
-        self._last_sent[address] = self.profile.law.step_of(held)
+        law = self.profile.law
+        target = self._by_address.get(address)
+        if target is not None and not resend:
+            before = self.view[target.channel].fader
+            if not math.isnan(before):
+                self._unconfirmed[address] = _Unconfirmed(law.step_of(before), law.step_of(held))
+        self._last_sent[address] = law.step_of(held)
         self._last_write_at[address] = self._now()
         self.stats.writes += 1
         target = self._by_address.get(address)
@@ -427,7 +461,7 @@ class OscDeskDriver:
         for fut in self._waiters.pop(message.address, []):
             if not fut.done():
                 fut.set_result(message)
-        if self.connected:
+        if self.connected and not self._is_stale_poll_reply(message.address):
             self._apply(message, "external")
 
     def _apply(self, message: osc.OscMessage, source: Source) -> None:
@@ -446,10 +480,9 @@ class OscDeskDriver:
                 return
             held = p.law.quantize(number)
             step = p.law.step_of(held)
-            changed = math.isnan(view.fader) or p.law.step_of(view.fader) != step
-            if source == "external" and self._last_sent.get(message.address) == step and not changed:
-                self.stats.own_echoes += 1
+            if source == "external" and self._is_own_or_lost_write(message.address, step):
                 return
+            changed = math.isnan(view.fader) or p.law.step_of(view.fader) != step
             self._store_fader(view, held)
             if changed:
                 self._emit(FaderMoved(target.channel, held, view.fader_db, source, now))
@@ -466,6 +499,33 @@ class OscDeskDriver:
             if view.name != value:
                 view.name = value
                 self._emit(NameChanged(target.channel, value, source, now))
+
+    def _is_own_or_lost_write(self, address: str, step: int) -> bool:
+        """Tell our own writes (echoed or polled back) and lost writes from engineer moves.
+
+        The desk showing the step we sent confirms the write. The desk still
+        showing the step from *before* our write means the write was lost on
+        the way: it is sent once more instead of being taken for a hand on the
+        fader. Anything else is somebody else's move.
+        """
+        pending = self._unconfirmed.get(address)
+        if pending is None:
+            if self._last_sent.get(address) == step:
+                self.stats.own_echoes += 1
+                return True
+            return False
+        if step == pending.sent_step:
+            del self._unconfirmed[address]
+            self.stats.own_echoes += 1
+            return True
+        if step == pending.before_step and not pending.resent:
+            pending.resent = True
+            self.stats.resent += 1
+            target = self._by_address[address]
+            self._write(address, self.view[target.channel].fader, resend=True)
+            return True
+        del self._unconfirmed[address]
+        return False
 
     def _store_fader(self, view: ChannelView, held: float) -> None:
         view.fader = held

@@ -130,6 +130,7 @@ class Profile:
     replies_to_sender: bool
     max_writes_per_s: float
     liveness_timeout_s: float
+    poll_period_s: float  # query every mapped fader this often (0: never); catches moves pushes miss
     identify: Identify
     subscription: Subscription | None
     fader: FaderParam
@@ -282,6 +283,7 @@ def parse_profile(data: dict[str, Any], path: str) -> Profile:
         replies_to_sender=top.get("replies_to_sender", bool, True),
         max_writes_per_s=top.number("max_writes_per_s", 20.0, low=0.1, high=1000.0),
         liveness_timeout_s=top.number("liveness_timeout_s", 3.0, low=0.2, high=60.0),
+        poll_period_s=top.number("poll_period_s", 0.0, low=0.0, high=60.0),
         identify=_parse_identify(identify),
         subscription=_parse_subscription(subscription) if subscription else None,
         fader=_parse_fader(fader),

@@ -193,3 +193,35 @@ async def test_non_finite_levels_never_reach_the_desk(x32_sim):
             driver.set_fader_db(1, math.nan)
         assert driver.set_fader_db(1, -math.inf) == -math.inf
         await wait_for(lambda: x32_sim.fader(1) == 0.0)
+
+
+async def test_polling_sees_moves_when_the_desk_refused_our_subscription(x32_sim):
+    others = [OscPeer(x32_sim.address) for _ in range(4)]
+    for peer in others:
+        await peer.__aenter__()
+        peer.send("/xremote")
+    try:
+        await wait_for(lambda: len(x32_sim.subscribers()) == 4)
+        events: list = []
+        async with driver_for(x32_sim) as driver:
+            driver.add_listener(events.append)
+            assert driver.local_address not in x32_sim.subscribers()  # the fifth gets nothing
+            x32_sim.move_fader_db(2, -25.0)
+            took = await wait_for(lambda: any(isinstance(e, FaderMoved) and e.channel == 2 for e in events), timeout_s=2.5)
+            assert took <= driver.profile.poll_period_s + 0.5
+    finally:
+        for peer in others:
+            await peer.__aexit__(None, None, None)
+
+
+async def test_a_lost_write_is_sent_again_not_taken_for_an_engineer_move(x32_sim):
+    events: list = []
+    async with driver_for(x32_sim) as driver:
+        driver.add_listener(events.append)
+        x32_sim.faults.loss_in = 1.0
+        driver.set_fader_db(1, -12.0)
+        await asyncio.sleep(0.05)
+        x32_sim.faults.loss_in = 0.0
+        await wait_for(lambda: abs(x32_sim.fader_db(1) + 12.0) < 0.1, timeout_s=2.5)  # the poll found it, the resend fixed it
+        assert driver.stats.resent == 1
+        assert not any(isinstance(e, FaderMoved) and e.source == "external" for e in events)

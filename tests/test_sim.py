@@ -170,7 +170,7 @@ async def test_meters_blob_carries_fed_levels(x32_sim):
 
 
 async def test_packet_loss_drops_datagrams(x32_sim):
-    x32_sim.faults.loss = 1.0
+    x32_sim.faults.set_loss(1.0)
     async with OscPeer(x32_sim.address) as client:
         with pytest.raises(asyncio.TimeoutError):
             await client.ask("/xinfo", timeout_s=0.2)

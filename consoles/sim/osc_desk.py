@@ -52,11 +52,16 @@ class SimStats:
 
 @dataclass
 class Faults:
-    """Injected network faults; applied to datagrams in both directions."""
+    """Injected network faults."""
 
-    loss: float = 0.0  # probability a datagram is dropped
+    loss_in: float = 0.0  # probability a datagram to the desk is dropped
+    loss_out: float = 0.0  # probability a datagram from the desk is dropped
     delay_s: float = 0.0  # added to every datagram the desk sends
     duplicate: float = 0.0  # probability a sent datagram goes out twice
+
+    def set_loss(self, probability: float) -> None:
+        """The same loss both ways, as on a bad network link."""
+        self.loss_in = self.loss_out = probability
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -227,7 +232,7 @@ class DeskSimulator:
         return self._loop.time() if self._loop is not None else 0.0
 
     def _on_datagram(self, data: bytes, peer: Peer) -> None:
-        if self.faults.loss and self._random.random() < self.faults.loss:
+        if self.faults.loss_in and self._random.random() < self.faults.loss_in:
             self.stats.dropped_by_loss += 1
             return
         self.stats.received += 1
@@ -346,7 +351,7 @@ class DeskSimulator:
     def _send(self, data: bytes, peer: Peer) -> None:
         if self._transport is None:
             return
-        if self.faults.loss and self._random.random() < self.faults.loss:
+        if self.faults.loss_out and self._random.random() < self.faults.loss_out:
             self.stats.dropped_by_loss += 1
             return
         copies = 2 if self.faults.duplicate and self._random.random() < self.faults.duplicate else 1
