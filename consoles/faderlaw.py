@@ -43,6 +43,9 @@ class FaderLaw(Protocol):
     def step_of(self, value: float) -> int:
         """Index of the step the desk will hold; equal steps mean equal faders."""
 
+    def value_of_step(self, step: int) -> float:
+        """The wire value the desk holds at ``step``."""
+
     @property
     def off_value(self) -> float:
         """Wire value of a fader pulled all the way down."""
@@ -97,8 +100,11 @@ class X32Law:
         f = min(max(value, 0.0), 1.0)
         return min(max(QUANTIZE_RULES[self.rule](f, self.steps), 0), self.steps - 1)
 
+    def value_of_step(self, step: int) -> float:
+        return min(max(step, 0), self.steps - 1) / (self.steps - 1)
+
     def quantize(self, value: float) -> float:
-        return self.step_of(value) / (self.steps - 1)
+        return self.value_of_step(self.step_of(value))
 
     @property
     def off_value(self) -> float:
@@ -132,8 +138,11 @@ class DbLaw:
         clamped = min(max(value, self.min_db), self.max_db)
         return int(math.floor((clamped - self.min_db) / self.step_db + 0.5))
 
+    def value_of_step(self, step: int) -> float:
+        return min(max(self.min_db + step * self.step_db, self.min_db), self.max_db)
+
     def quantize(self, value: float) -> float:
-        return min(self.min_db + self.step_of(value) * self.step_db, self.max_db)
+        return self.value_of_step(self.step_of(value))
 
     @property
     def off_value(self) -> float:
@@ -162,12 +171,35 @@ class LinearDbLaw:
     def step_of(self, value: float) -> int:
         return int(math.floor((self.to_db(value) - self.min_db) / self.step_db + 0.5))
 
+    def value_of_step(self, step: int) -> float:
+        return self.from_db(self.min_db + step * self.step_db)
+
     def quantize(self, value: float) -> float:
-        return self.from_db(self.min_db + self.step_of(value) * self.step_db)
+        return self.value_of_step(self.step_of(value))
 
     @property
     def off_value(self) -> float:
         return 0.0
+
+
+def held_db(law: FaderLaw, db: float) -> float:
+    """The level the desk holds after being sent ``db``."""
+    return law.to_db(law.quantize(law.from_db(db)))
+
+
+def held_db_within(law: FaderLaw, db: float, low_db: float, high_db: float) -> float:
+    """The held level nearest ``db`` that stays inside ``[low_db, high_db]``.
+
+    Quantization may land a step past a bound; then the neighbouring step
+    inside is taken. If no step fits inside, the one nearest the range is.
+    """
+    step = law.step_of(law.from_db(min(max(db, low_db), high_db)))
+    value = law.to_db(law.value_of_step(step))
+    if value > high_db and law.to_db(law.value_of_step(step - 1)) >= low_db:
+        step -= 1
+    elif value < low_db and law.to_db(law.value_of_step(step + 1)) <= high_db:
+        step += 1
+    return law.to_db(law.value_of_step(step))
 
 
 def make_law(name: str, **params: object) -> FaderLaw:

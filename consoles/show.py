@@ -40,6 +40,8 @@ class PolicySettings:
     silence_db: float = -60.0  # below this input level a channel holds its fader
     stale_audio_s: float = 0.25  # no audio for this long holds every fader
     max_writes_per_s: float = 20.0  # per fader
+    deadband_db: float = 0.5  # a fader starts moving only when its target is this far away
+    settle_s: float = 3.0  # mapping = "keep": how long after arm the model settles before its balance is learned
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ def _parse_policy(reader: TableReader | None) -> PolicySettings:
         silence_db=reader.number("silence_db", d.silence_db, low=-150.0, high=0.0),
         stale_audio_s=reader.number("stale_audio_s", d.stale_audio_s, low=0.05, high=10.0),
         max_writes_per_s=reader.number("max_writes_per_s", d.max_writes_per_s, low=0.1, high=100.0),
+        deadband_db=reader.number("deadband_db", d.deadband_db, low=0.0, high=10.0),
+        settle_s=reader.number("settle_s", d.settle_s, low=0.0, high=60.0),
     )
     reader.finish()
     return policy

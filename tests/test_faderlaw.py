@@ -112,3 +112,14 @@ def test_unknown_law_or_rule_is_a_profile_error():
         make_law("yamaha")
     with pytest.raises(ProfileError, match="quantize rule"):
         X32Law(rule="truncate")
+
+
+@given(st.floats(-100.0, 20.0), st.floats(-90.0, 10.0), st.floats(0.5, 20.0))
+def test_held_db_within_stays_inside_the_range(db, low, width):
+    from ailive.consoles.faderlaw import held_db_within
+
+    high = min(low + width, 10.0)
+    for law in (X32, X32_ROUND, DbLaw(-144.0, 10.0, 0.25)):
+        held = held_db_within(law, db, low, high)
+        assert low - 1e-9 <= held <= high + 1e-9
+        assert law.to_db(law.quantize(law.from_db(held))) == pytest.approx(held, abs=1e-9)

@@ -1,0 +1,447 @@
+"""The safety policy: model gains in, bounded fader moves out, the engineer always in charge.
+
+A pure, deterministic state machine. Time is an argument, nothing here does
+IO or reads a clock, and every function returns a new state, so the whole
+thing is testable without sleeping and replayable from a journal.
+
+Promises (each is a property test in ``tests/test_policy.py``):
+- disarmed, it proposes but never moves a fader;
+- it never writes a muted, manual or excluded channel, never unmutes;
+- it never writes above ``ceiling_db`` or outside ``reference +- window_db``;
+- it never moves a fader faster than the slew limits;
+- a hand on a fader stops the writes to it for ``override_hold_s``, then the
+  engineer's position is kept as taste (``bias``);
+- stale audio, a lost desk or a model error hold every fader where it is;
+- ``kill`` puts every fader it wrote back to its arm-time snapshot.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from ailive.consoles.errors import AiliveError
+from ailive.consoles.faderlaw import FaderLaw, held_db, held_db_within
+from ailive.consoles.show import PolicySettings, Show
+
+#: Longest time step the slew limits integrate over (after a pause, no jump).
+MAX_STEP_S = 0.2
+
+
+class ArmRefused(AiliveError):
+    """The policy cannot promise to restore the desk, so it does not arm."""
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    channel: int  # desk channel
+    name: str
+    mode: str  # auto | manual | excluded
+    bias_db: float
+    group: str
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    settings: PolicySettings
+    channels: tuple[ChannelConfig, ...]
+    law: FaderLaw
+
+    @classmethod
+    def from_show(cls, show: Show) -> "PolicyConfig":
+        return cls(
+            settings=show.policy,
+            channels=tuple(ChannelConfig(c.desk_channel, c.name, c.mode, c.bias_db, c.group) for c in show.channels),
+            law=show.profile.law,
+        )
+
+    def groups(self) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for c in self.channels:
+            if c.group and c.mode != "excluded":
+                found.setdefault(c.group, []).append(c.channel)
+        return found
+
+
+@dataclass(frozen=True)
+class DeskChannel:
+    """What the desk holds for one channel, as its driver last saw it."""
+
+    fader_db: float  # NaN when unknown, -inf when off
+    muted: bool | None  # None when unknown
+
+
+@dataclass(frozen=True)
+class DeskView:
+    connected: bool
+    channels: Mapping[int, DeskChannel]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One control step's input: the model's gains and the input levels, per desk channel."""
+
+    gains_db: Mapping[int, float]  # NaN: no opinion (silent channel)
+    levels_db: Mapping[int, float]  # input RMS of the frame, dBFS
+    audio_time_s: float  # when the newest audio arrived, on the policy's clock
+    model_error: str = ""  # non-empty when the model failed this step
+
+
+@dataclass(frozen=True)
+class Move:
+    channel: int
+    from_db: float
+    to_db: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class PolicyEvent:
+    kind: str  # armed, disarmed, killed, hold, resume, override, override-ended, mode, bias-learned
+    time_s: float
+    detail: str = ""
+    channel: int | None = None
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    mode: str
+    bias_db: float
+    bias_learned: bool = False  # mapping = "keep": learned once after arm
+    snapshot_db: float = math.nan  # where the fader was at arm: what kill restores
+    reference_db: float = math.nan  # centre of the window: the snapshot, then the engineer's last override
+    position_db: float = math.nan  # where the bridge is steering, before quantization
+    written: bool = False
+    moving: bool = False
+    last_write_s: float = -math.inf
+    override_until_s: float = -math.inf
+    overridden: bool = False
+    proposed_db: float = math.nan
+    target_db: float = math.nan
+    reason: str = "disarmed"
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    armed: bool = False
+    arm_time_s: float = math.nan
+    last_step_s: float = math.nan
+    hold: str = ""  # non-empty while every fader is held, with the reason
+    offset_db: float = 0.0
+    channels: Mapping[int, ChannelState] = field(default_factory=dict)
+
+    def channel(self, number: int) -> ChannelState:
+        return self.channels[number]
+
+
+def initial_state(config: PolicyConfig) -> PolicyState:
+    return PolicyState(channels={c.channel: ChannelState(mode=c.mode, bias_db=c.bias_db) for c in config.channels})
+
+
+def _with_channels(state: PolicyState, updates: Mapping[int, ChannelState], **changes: object) -> PolicyState:
+    return replace(state, channels={**state.channels, **updates}, **changes)
+
+
+# ----- commands ---------------------------------------------------------------------------
+
+
+def arm(config: PolicyConfig, state: PolicyState, desk: DeskView, now: float) -> tuple[PolicyState, dict[int, float], list[PolicyEvent]]:
+    """Snapshot every mapped fader as the reference and start riding.
+
+    Returns the snapshot, which the caller must make durable before the first
+    move (the journal fsyncs it). Refuses when the desk is not fully known.
+    """
+    if state.armed:
+        return state, {ch: s.snapshot_db for ch, s in state.channels.items()}, []
+    if not desk.connected:
+        raise ArmRefused("the desk is not connected")
+    snapshot: dict[int, float] = {}
+    for c in config.channels:
+        seen = desk.channels.get(c.channel)
+        if seen is None or math.isnan(seen.fader_db):
+            raise ArmRefused(f"the fader of desk channel {c.channel} ({c.name}) is not known yet")
+        snapshot[c.channel] = seen.fader_db
+    channels = {
+        ch: replace(s, snapshot_db=snapshot[ch], reference_db=snapshot[ch], position_db=snapshot[ch], written=False, moving=False,
+                    overridden=False, override_until_s=-math.inf, bias_learned=False,
+                    reason="armed" if s.mode == "auto" else s.mode)
+        for ch, s in state.channels.items()
+    }
+    armed = replace(state, armed=True, arm_time_s=now, last_step_s=now, hold="", channels=channels)
+    return armed, snapshot, [PolicyEvent("armed", now, f"{len(snapshot)} faders in the snapshot")]
+
+
+def disarm(state: PolicyState, now: float, detail: str = "") -> tuple[PolicyState, list[PolicyEvent]]:
+    """Stop sending; every fader stays where it is."""
+    if not state.armed:
+        return state, []
+    channels = {ch: replace(s, moving=False, reason="disarmed") for ch, s in state.channels.items()}
+    return replace(state, armed=False, channels=channels), [PolicyEvent("disarmed", now, detail)]
+
+
+def kill(config: PolicyConfig, state: PolicyState, desk: DeskView, now: float) -> tuple[PolicyState, list[Move], list[PolicyEvent]]:
+    """Stop, and put every fader the bridge wrote back to its arm-time snapshot, at once.
+
+    Faders the bridge never wrote are the engineer's and stay where they are.
+    """
+    moves = []
+    for ch, s in state.channels.items():
+        if not s.written or math.isnan(s.snapshot_db):
+            continue
+        seen = desk.channels.get(ch)
+        current = seen.fader_db if seen is not None else math.nan
+        if math.isnan(current) or held_db(config.law, current) != held_db(config.law, s.snapshot_db):
+            moves.append(Move(ch, current, s.snapshot_db, "kill: restore snapshot"))
+    disarmed, events = disarm(state, now, "kill")
+    channels = {ch: replace(s, written=False, position_db=s.snapshot_db, reason="killed") for ch, s in disarmed.channels.items()}
+    return replace(disarmed, channels=channels), moves, [*events, PolicyEvent("killed", now, f"{len(moves)} faders restored")]
+
+
+def set_mode(state: PolicyState, channel: int, mode: str, now: float) -> tuple[PolicyState, list[PolicyEvent]]:
+    """Change one channel's mode (auto, manual, excluded) during the show."""
+    if mode not in ("auto", "manual", "excluded"):
+        raise ValueError(f"unknown channel mode {mode!r}")
+    current = state.channels[channel]
+    if current.mode == mode:
+        return state, []
+    updated = replace(current, mode=mode, moving=False, reason=mode if mode != "auto" else "resumed")
+    return _with_channels(state, {channel: updated}), [PolicyEvent("mode", now, mode, channel)]
+
+
+def desk_moved(config: PolicyConfig, state: PolicyState, channel: int, db: float, now: float) -> tuple[PolicyState, list[PolicyEvent]]:
+    """Somebody else moved a fader (a hand, a scene recall, another app): back off from it.
+
+    The whole group of a linked channel backs off with it.
+    """
+    if channel not in state.channels:
+        return state, []
+    current = state.channels[channel]
+    if not state.armed or current.mode != "auto":
+        return _with_channels(state, {channel: replace(current, position_db=db)}), []
+    group = _group_of(config, channel)
+    hold_until = now + config.settings.override_hold_s
+    updates = {}
+    for member in group:
+        s = state.channels[member]
+        if s.mode != "auto":
+            continue
+        updates[member] = replace(s, overridden=True, override_until_s=hold_until, moving=False,
+                                  position_db=db if member == channel else s.position_db, reason="held: override")
+    return _with_channels(state, updates), [PolicyEvent("override", now, f"engineer moved the fader to {db:+.1f} dB", channel)]
+
+
+def _group_of(config: PolicyConfig, channel: int) -> list[int]:
+    for c in config.channels:
+        if c.channel == channel and c.group:
+            return config.groups().get(c.group, [channel])
+    return [channel]
+
+
+# ----- the control step -----------------------------------------------------------------
+
+
+def _global_hold(config: PolicyConfig, proposal: Proposal, desk: DeskView, now: float) -> str:
+    if not desk.connected:
+        return "held: desk lost"
+    if now - proposal.audio_time_s > config.settings.stale_audio_s:
+        return "held: stale audio"
+    if proposal.model_error:
+        return "held: model error"
+    if any(math.isinf(g) for g in proposal.gains_db.values()):
+        return "held: model error"
+    return ""
+
+
+def _group_gains(config: PolicyConfig, proposal: Proposal) -> dict[int, float]:
+    """Each linked group gets one gain: the loudness-weighted mean of its members' proposals."""
+    gains = dict(proposal.gains_db)
+    for members in config.groups().values():
+        pairs = [(gains.get(m, math.nan), proposal.levels_db.get(m, -math.inf)) for m in members]
+        finite = [(g, 10.0 ** (lvl / 10.0)) for g, lvl in pairs if math.isfinite(g) and math.isfinite(lvl)]
+        total = sum(w for _, w in finite)
+        shared = sum(g * w for g, w in finite) / total if total > 0 else math.nan
+        for m in members:
+            gains[m] = shared
+    return gains
+
+
+def _channel_hold(config: PolicyConfig, s: ChannelState, gain: float, level_db: float, seen: DeskChannel | None, now: float) -> str:
+    if s.mode != "auto":
+        return s.mode
+    if seen is None or math.isnan(seen.fader_db):
+        return "held: fader unknown"
+    if seen.muted is None:
+        return "held: mute unknown"
+    if seen.muted:
+        return "held: muted"
+    if seen.fader_db == -math.inf or s.reference_db == -math.inf:
+        return "held: fader off"
+    if s.overridden and now < s.override_until_s:
+        return "held: override"
+    if not math.isfinite(gain) or not level_db >= config.settings.silence_db:
+        return "held: silence"
+    return ""
+
+
+def step(
+    config: PolicyConfig, state: PolicyState, proposal: Proposal, desk: DeskView, now: float
+) -> tuple[PolicyState, list[Move], list[PolicyEvent]]:
+    """One control step: decide which faders move where, and why."""
+    settings = config.settings
+    gains = _group_gains(config, proposal)
+    events: list[PolicyEvent] = []
+    dt = MAX_STEP_S if math.isnan(state.last_step_s) else min(max(now - state.last_step_s, 0.0), MAX_STEP_S)
+
+    hold = _global_hold(config, proposal, desk, now) if state.armed else ""
+    if hold != state.hold:
+        events.append(PolicyEvent("hold" if hold else "resume", now, hold or state.hold))
+    channels = dict(state.channels)
+    for ch, s in channels.items():
+        channels[ch] = replace(s, proposed_db=gains.get(ch, math.nan))
+    if not state.armed or hold:
+        reason = hold or "disarmed"
+        channels = {ch: replace(s, moving=False, reason=reason if s.mode == "auto" else s.mode) for ch, s in channels.items()}
+        return replace(state, channels=channels, hold=hold, last_step_s=now), [], events
+
+    # Who may be written this step, and the engineer's overrides that just ended.
+    eligible: list[int] = []
+    for ch, s in channels.items():
+        seen = desk.channels.get(ch)
+        gain = gains.get(ch, math.nan)
+        if s.overridden and now >= s.override_until_s and seen is not None and math.isfinite(gain):
+            s, ended = _end_override(config, s, ch, gain, seen.fader_db, state.offset_db, now)
+            events.extend(ended)
+        reason = _channel_hold(config, s, gain, proposal.levels_db.get(ch, -math.inf), seen, now)
+        channels[ch] = replace(s, reason=reason or s.reason, moving=s.moving and not reason)
+        if not reason:
+            eligible.append(ch)
+    eligible = _drop_split_groups(config, channels, eligible)
+
+    if settings.mapping == "keep":
+        channels, eligible, learned = _learn_bias(config, state, channels, gains, eligible, now)
+        events.extend(learned)
+
+    offset = _offset(channels, gains, proposal.levels_db, eligible, state.offset_db)
+    targets = {ch: _bounded_target(config, channels[ch], gains[ch], offset) for ch in eligible}
+    targets, capped = _cap_total_gain(config, channels, desk, targets)
+
+    moves: list[Move] = []
+    for ch in eligible:
+        channels[ch], move = _advance(config, channels[ch], targets[ch], desk.channels[ch].fader_db, dt, now,
+                                      "capped: total gain" if ch in capped else "")
+        if move is not None:
+            moves.append(Move(ch, move[0], move[1], move[2]))
+    return replace(state, channels=channels, offset_db=offset, last_step_s=now, hold=""), moves, events
+
+
+def _end_override(config: PolicyConfig, s: ChannelState, ch: int, gain: float, desk_db: float, offset: float,
+                  now: float) -> tuple[ChannelState, list[PolicyEvent]]:
+    """Keep the engineer's position as taste: the bias that makes the model's target equal it.
+
+    The window re-centres on the engineer's position too: the hand decided the new level.
+    """
+    manual = config.settings.after_override == "manual"
+    bias = desk_db - (gain - offset) if math.isfinite(desk_db) else s.bias_db
+    ended = replace(s, overridden=False, bias_db=bias, bias_learned=True, position_db=desk_db, reference_db=desk_db,
+                    mode="manual" if manual else s.mode, reason="manual" if manual else "resumed")
+    detail = "stays manual" if manual else f"resumes with bias {bias:+.1f} dB"
+    return ended, [PolicyEvent("override-ended", now, detail, ch)]
+
+
+def _drop_split_groups(config: PolicyConfig, channels: dict[int, ChannelState], eligible: list[int]) -> list[int]:
+    """A linked group moves together or not at all (a stereo image must not tilt)."""
+    allowed = set(eligible)
+    for members in config.groups().values():
+        auto = [m for m in members if channels[m].mode == "auto"]
+        if any(m not in allowed for m in auto):
+            for m in auto:
+                if m in allowed:
+                    allowed.discard(m)
+                    channels[m] = replace(channels[m], moving=False, reason="held: group")
+    return [ch for ch in eligible if ch in allowed]
+
+
+def _learn_bias(config: PolicyConfig, state: PolicyState, channels: dict[int, ChannelState], gains: Mapping[int, float],
+                eligible: list[int], now: float) -> tuple[dict[int, ChannelState], list[int], list[PolicyEvent]]:
+    """mapping = "keep": once the model has settled, hold the armed balance and ride changes from there."""
+    if now - state.arm_time_s < config.settings.settle_s:
+        for ch in eligible:
+            channels[ch] = replace(channels[ch], reason="held: settling")
+        return channels, [], []
+    events = []
+    for ch in eligible:
+        s = channels[ch]
+        if not s.bias_learned:
+            channels[ch] = replace(s, bias_db=s.position_db - (gains[ch] - state.offset_db), bias_learned=True)
+            events.append(PolicyEvent("bias-learned", now, f"{channels[ch].bias_db:+.1f} dB", ch))
+    return channels, eligible, events
+
+
+def _offset(channels: Mapping[int, ChannelState], gains: Mapping[int, float], levels: Mapping[int, float],
+            eligible: list[int], previous: float) -> float:
+    """The common offset that keeps the loudness-weighted mean of the ridden faders where it was at arm."""
+    weights = [10.0 ** (levels[ch] / 10.0) for ch in eligible]
+    total = sum(weights)
+    if not eligible or total <= 0.0:
+        return previous
+    return sum(w * (gains[ch] + channels[ch].bias_db - channels[ch].reference_db) for w, ch in zip(weights, eligible)) / total
+
+
+def _bounded_target(config: PolicyConfig, s: ChannelState, gain: float, offset: float) -> float:
+    settings = config.settings
+    low, high = _bounds(config, s)
+    return min(max(gain + s.bias_db - offset, low), high)
+
+
+def _bounds(config: PolicyConfig, s: ChannelState) -> tuple[float, float]:
+    settings = config.settings
+    low = s.reference_db - settings.window_db
+    high = min(s.reference_db + settings.window_db, settings.ceiling_db)
+    return (min(low, high), high)
+
+
+def _cap_total_gain(config: PolicyConfig, channels: Mapping[int, ChannelState], desk: DeskView,
+                    targets: dict[int, float]) -> tuple[dict[int, float], set[int]]:
+    """Feedback protection: the summed linear gain may exceed the arm-time sum by at most the cap."""
+    limit = 10.0 ** (config.settings.total_gain_cap_db / 20.0) * sum(
+        10.0 ** (s.reference_db / 20.0) for s in channels.values() if s.mode != "excluded" and math.isfinite(s.reference_db))
+    others = sum(
+        10.0 ** (desk.channels[ch].fader_db / 20.0)
+        for ch, s in channels.items()
+        if ch not in targets and s.mode != "excluded" and ch in desk.channels and math.isfinite(desk.channels[ch].fader_db)
+    )
+    ridden = sum(10.0 ** (t / 20.0) for t in targets.values())
+    if not targets or others + ridden <= limit or ridden <= 0.0:
+        return targets, set()
+    room = limit - others
+    cut_db = -math.inf if room <= 0 else 20.0 * math.log10(room / ridden)
+    capped = {}
+    for ch, target in targets.items():
+        low, _ = _bounds(config, channels[ch])
+        capped[ch] = max(target + cut_db, low) if math.isfinite(cut_db) else low
+    return capped, set(targets)
+
+
+def _advance(config: PolicyConfig, s: ChannelState, target: float, desk_db: float, dt: float, now: float,
+             cap_reason: str) -> tuple[ChannelState, tuple[float, float, str] | None]:
+    """Slew the steering position toward the target; write when the desk would hold a new step."""
+    settings = config.settings
+    law = config.law
+    position = s.position_db if math.isfinite(s.position_db) else desk_db
+    distance = target - position
+    starts = abs(target - desk_db) >= settings.deadband_db
+    arrived = held_db(law, target) == held_db(law, desk_db)
+    if (not s.moving and not starts) or (arrived and abs(distance) < settings.deadband_db):
+        return replace(s, position_db=position, target_db=target, moving=False, reason="on target"), None
+    limit = settings.slew_up_db_per_s * dt if distance > 0 else settings.slew_down_db_per_s * dt
+    slewed = abs(distance) > limit
+    position = position + math.copysign(min(abs(distance), limit), distance)
+    reason = cap_reason or ("slew-limited" if slewed else "model")
+    low, high = _bounds(config, s)
+    to_db = held_db_within(law, position, low, high)
+    rate_ok = now - s.last_write_s >= 1.0 / settings.max_writes_per_s - 1e-9
+    still_moving = slewed or held_db(law, target) != to_db
+    updated = replace(s, position_db=position, target_db=target, moving=still_moving, reason=reason)
+    if to_db == held_db(law, desk_db) or not rate_ok:
+        return updated, None
+    return replace(updated, written=True, last_write_s=now), (desk_db, to_db, reason)
