@@ -237,6 +237,80 @@ def _print_check(report: dict[str, Any]) -> None:
         console.print(f"problem: {problem}")
 
 
+@main.command()
+@click.argument("show_file", type=click.Path(dir_okay=False))
+@click.option("--source", default="jack", show_default=True, metavar="jack|DIR",
+              help="Tap the show's JACK ports, or play a folder of per-channel WAV/FLAC files (sorted by name).")
+@click.option("--desk", "desk", metavar="HOST[:PORT]", help="Ride this desk instead of the show file's (a simulator, a spare).")
+@click.option("--arm", is_flag=True, help="Arm after a short read-in (default: start disarmed; press a to arm).")
+@click.option("--arm-after", "arm_after_s", type=click.FloatRange(0.0, 600.0), default=1.0, show_default=True,
+              help="Seconds of audio to read before --arm takes effect.")
+@click.option("--duration", "duration_s", type=click.FloatRange(0.1), default=None, help="Stop after this many seconds.")
+@click.option("--model", default="loudness", show_default=True, metavar="unity|dugan|loudness|NAME|PATH", help="The gain model.")
+@click.option("--journal", "journal_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ailive-journal"),
+              show_default=True, help="Where the move journal and the arm snapshot are written.")
+@click.option("--jack-server", default=None, help="Name of the JACK server (default: the default server).")
+@click.option("--fast", is_flag=True, help="With a folder source: play as fast as possible on a virtual clock.")
+@click.option("--headless", is_flag=True, help="No live view: one status line per second.")
+def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: float, duration_s: float | None, model: str,
+        journal_dir: Path, jack_server: str | None, fast: bool, headless: bool) -> None:
+    """Ride the faders of the show file's desk.
+
+    Starts disarmed unless --arm is given: it reads the desk and proposes,
+    but moves nothing. Ctrl-C disarms and leaves every fader where it is.
+
+    \b
+    Examples:
+      ailive run show.toml --arm
+      ailive run examples/x32-demo.toml --source stems/ --desk 127.0.0.1:10023 --arm --headless
+    """
+    from .runner import RunOptions, run_show
+
+    show = _load_show_or_fail(show_file, desk)
+    options = RunOptions(source=source, model=model, journal_dir=journal_dir, arm=arm, arm_after_s=arm_after_s,
+                         duration_s=duration_s, headless=headless, jack_server=jack_server, realtime=not fast)
+    status = _run_async(lambda: run_show(show, options))
+    click.echo(f"stopped: {status.steps} steps, {status.moves} moves, {status.engineer_moves} engineer moves, "
+               f"{status.xruns} xruns; journal in {journal_dir}", err=True)
+
+
+@main.command()
+@click.argument("show_file", type=click.Path(dir_okay=False))
+@click.option("--desk", "desk", metavar="HOST[:PORT]", help="Restore onto this desk instead of the show file's.")
+@click.option("--journal", "journal_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ailive-journal"),
+              show_default=True, help="The journal directory the bridge ran with.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.05, 30.0), default=0.5, show_default=True,
+              help="Seconds to wait for each answer (three tries).")
+def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: float) -> None:
+    """Put the faders back where they were when the bridge last armed.
+
+    Works from the journal on disk, so it also works after a crash or a
+    SIGKILL. Every fader is read back; a mismatch is a non-zero exit.
+
+    \b
+    Example:
+      ailive restore show.toml --journal ailive-journal
+    """
+    from .runner import restore_show
+
+    show = _load_show_or_fail(show_file, desk)
+    result = _run_async(lambda: restore_show(show, journal_dir, timeout_s))
+    console = _console()
+    console.print(f"restored the snapshot of {result.snapshot.show} taken at {_wall(result.snapshot.time_s)} "
+                  f"onto {show.desk}:")
+    for ch, db in sorted(result.restored.items()):
+        marker = "  MISMATCH" if ch in result.failed else ""
+        console.print(f"  ch {ch:>2}: {_format_db(db)} (snapshot {_format_db(result.snapshot.faders_db[ch])}){marker}")
+    if result.failed:
+        fail(f"{len(result.failed)} faders did not take the snapshot value: {', '.join(map(str, result.failed))}")
+
+
+def _wall(time_s: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(time_s).isoformat(sep=" ", timespec="seconds")
+
+
 def _not_yet(name: str) -> Callable[..., NoReturn]:
     def command(**_: Any) -> NoReturn:
         fail(f"'ailive {name}' is not yet available in this version", 2)
@@ -245,9 +319,7 @@ def _not_yet(name: str) -> Callable[..., NoReturn]:
 
 
 for _name, _help in {
-    "run": "Ride the faders of the show file's desk (not yet available).",
     "demo": "Run the embedded demo against the built-in simulator (not yet available).",
-    "restore": "Put the last arm snapshot back on the desk (not yet available).",
     "eval": "Evaluate gain models on multitracks (not yet available).",
     "train": "Train the ALM model (not yet available).",
     "export": "Export a trained model to ONNX (not yet available).",

@@ -149,6 +149,81 @@ def test_check_bad_desk_option():
     assert_one_line_error(ailive("check", str(EXAMPLE), "--desk", "127.0.0.1:99999"), r"--desk: .*port must be 1\.\.65535", code=2)
 
 
-@pytest.mark.parametrize("command", ["run", "demo", "restore", "eval", "train", "export"])
+@pytest.mark.parametrize("command", ["demo", "eval", "train", "export"])
 def test_later_commands_say_so(command):
     assert_one_line_error(ailive(command, "x.toml"), rf"'ailive {command}' is not yet available", code=2)
+
+
+def make_stems(folder: Path, channels: int = 8, seconds: float = 20.0) -> Path:
+    from tests.test_engine import write_stems
+
+    levels = [-8.0] + [-20.0] * (channels - 2) + [-30.0]
+    return write_stems(folder, levels[:channels], seconds=seconds)
+
+
+def desk_faders(port: int) -> dict[int, float]:
+    report = json.loads(ailive("check", str(EXAMPLE), "--desk", f"127.0.0.1:{port}", "--json").stdout)
+    return {ch["desk_channel"]: ch["fader_db"] for ch in report["channels"]}
+
+
+def test_run_rides_the_simulator_with_a_folder_source(sim_process, tmp_path):
+    sim = sim_process("x32")
+    stems = make_stems(tmp_path / "stems", seconds=4.0)
+    result = ailive("run", str(EXAMPLE), "--source", str(stems), "--desk", f"127.0.0.1:{sim.port}", "--arm",
+                    "--arm-after", "0.2", "--headless", "--journal", str(tmp_path / "j"), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ARMED" in result.stdout and "stopped:" in result.stderr
+    faders = desk_faders(sim.port)
+    assert faders[1] < -3.0 and faders[8] == pytest.approx(-0.01, abs=0.02)
+
+
+def test_sigkill_then_restore_puts_the_snapshot_back(sim_process, tmp_path):
+    sim = sim_process("x32")
+    stems = make_stems(tmp_path / "stems", seconds=30.0)
+    journal = tmp_path / "j"
+    bridge = subprocess.Popen([*AILIVE, "run", str(EXAMPLE), "--source", str(stems), "--desk", f"127.0.0.1:{sim.port}",
+                               "--arm", "--arm-after", "0.2", "--headless", "--journal", str(journal)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if (journal / "x32-demo.jsonl").exists() and '"kind": "move"' in (journal / "x32-demo.jsonl").read_text():
+                break
+            time.sleep(0.1)
+        time.sleep(1.5)
+        bridge.send_signal(signal.SIGKILL)
+        bridge.wait(timeout=5)
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+    moved = desk_faders(sim.port)
+    assert moved[1] < -1.0  # the bridge had moved the hot channel when it died
+    result = ailive("restore", str(EXAMPLE), "--desk", f"127.0.0.1:{sim.port}", "--journal", str(journal))
+    assert result.returncode == 0, result.stderr
+    assert all(db == pytest.approx(-0.01, abs=0.005) for db in desk_faders(sim.port).values())
+
+
+def test_restore_without_a_journal(tmp_path, sim_process):
+    sim = sim_process("x32")
+    assert_one_line_error(ailive("restore", str(EXAMPLE), "--desk", f"127.0.0.1:{sim.port}", "--journal", str(tmp_path)),
+                          r"no journal at .*x32-demo\.jsonl")
+
+
+def test_run_refuses_a_folder_with_the_wrong_channel_count(tmp_path, sim_process):
+    sim = sim_process("x32")
+    stems = make_stems(tmp_path / "stems", channels=5, seconds=1.0)
+    assert_one_line_error(ailive("run", str(EXAMPLE), "--source", str(stems), "--desk", f"127.0.0.1:{sim.port}"),
+                          r"holds 5 audio files but the show maps 8 channels")
+
+
+def test_run_refuses_an_unknown_model(tmp_path, sim_process):
+    sim = sim_process("x32")
+    stems = make_stems(tmp_path / "stems", seconds=1.0)
+    assert_one_line_error(ailive("run", str(EXAMPLE), "--source", str(stems), "--desk", f"127.0.0.1:{sim.port}",
+                                 "--model", "alm-xxl"), r"unknown model 'alm-xxl'")
+
+
+def test_run_without_a_jack_server_says_how_to_start_one(sim_process):
+    sim = sim_process("x32")
+    result = ailive("run", str(EXAMPLE), "--desk", f"127.0.0.1:{sim.port}", "--jack-server", "ailive-no-such-server")
+    assert_one_line_error(result, r"JACK server.*jackd")

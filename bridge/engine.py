@@ -1,0 +1,307 @@
+"""The control loop: audio frames -> model -> safety policy -> desk, once per control frame (50 ms).
+
+Runs on asyncio, driven by the audio source's clock; the JACK thread only
+copies into a ring, so nothing here can stall it. Desk events (engineer
+moves, lost desk) and commands (arm, disarm, kill, channel mode) are applied
+at the start of a step, so the policy always sees one consistent world.
+Every move and event goes to the journal.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ailive.consoles.driver import DeskOfflineError, OscDeskDriver
+from ailive.consoles.events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, PacketRejected
+from ailive.consoles.show import Show
+from ailive.models.base import GainModel, frame_samples
+from ailive.models.features import SILENCE_DB, rms_db
+
+from . import policy as P
+from .journal import Journal, JournalError, encode_db
+from .sources import AudioSource, EndOfSource
+
+log = logging.getLogger(__name__)
+
+Command = tuple[str, tuple[object, ...]]
+
+
+@dataclass
+class ChannelStatus:
+    channel: int
+    name: str
+    mode: str
+    level_db: float
+    proposed_db: float
+    fader_db: float
+    muted: bool | None
+    reason: str
+
+
+@dataclass
+class EngineStatus:
+    """What the live view, the headless log and telemetry show."""
+
+    show: str
+    model: str
+    armed: bool = False
+    hold: str = ""
+    desk: str = ""
+    desk_connected: bool = False
+    audio_time_s: float = 0.0  # seconds of audio since the bridge started
+    steps: int = 0
+    moves: int = 0
+    engineer_moves: int = 0
+    xruns: int = 0
+    model_errors: int = 0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    channels: list[ChannelStatus] = field(default_factory=list)
+    last_events: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+
+
+def _percentiles(samples: deque[float]) -> dict[str, float]:
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": pick(0.5), "p99": pick(0.99), "max": ordered[-1]}
+
+
+class Engine:
+    """Wires one show: a source, a model, the policy, a desk driver and the journal."""
+
+    def __init__(self, show: Show, source: AudioSource, driver: OscDeskDriver, model: GainModel, journal: Journal,
+                 *, clock: Callable[[], float] | None = None) -> None:
+        if len(source.channel_names) != len(show.channels):
+            raise ValueError(f"the source has {len(source.channel_names)} channels, the show maps {len(show.channels)}")
+        self.show = show
+        self.source = source
+        self.driver = driver
+        self.model = model
+        self.journal = journal
+        self.config = P.PolicyConfig.from_show(show)
+        self.state = P.initial_state(self.config)
+        self._clock = clock
+        self._desk_events: list[DeskEvent] = []
+        self._commands: list[Command] = []
+        self._stop = asyncio.Event()
+        self._latencies_ms: deque[float] = deque(maxlen=1200)
+        self._analysed = [i for i, c in enumerate(show.channels) if c.mode != "excluded"]
+        self._levels_db = np.full(len(show.channels), SILENCE_DB)
+        self._gains_db = np.full(len(show.channels), math.nan)
+        self._audio_time_s = -math.inf
+        self._model_state: object = None
+        self._last_model_error = ""
+        self._started_at = math.nan
+        self.status = EngineStatus(show=show.name, model=model.card.name, desk=str(show.desk))
+        driver.add_listener(self._on_desk_event)
+
+    def _on_desk_event(self, event: DeskEvent) -> None:
+        self._desk_events.append(event)
+
+    # ----- commands (safe to call from any coroutine or callback on the loop) ----------
+
+    def arm(self) -> None:
+        self._commands.append(("arm", ()))
+
+    def disarm(self) -> None:
+        self._commands.append(("disarm", ()))
+
+    def kill(self) -> None:
+        self._commands.append(("kill", ()))
+
+    def set_mode(self, channel: int, mode: str) -> None:
+        self._commands.append(("mode", (channel, mode)))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # ----- the loop ----------------------------------------------------------------------
+
+    def _now(self, block_time_s: float | None) -> float:
+        if self._clock is not None:
+            return self._clock()
+        if self.source.realtime or block_time_s is None:
+            return asyncio.get_running_loop().time()
+        return block_time_s
+
+    async def run(self, duration_s: float | None = None, arm_after_s: float | None = None) -> EngineStatus:
+        """Run until ``duration_s`` of audio, the end of a file source, or :meth:`stop`.
+
+        Leaves every fader where it is when it ends (disarm, never a jump).
+        """
+        frames = frame_samples(self.source.sample_rate)
+        self._model_state = self.model.initial_state(len(self._analysed), self.source.sample_rate)
+        self.journal.write("start", show=self.show.name, model=self.model.card.name, desk=str(self.show.desk),
+                           channels=[c.desk_channel for c in self.show.channels])
+        started_at: float | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    block = await self.source.next_block(frames, timeout_s=self.show.policy.stale_audio_s)
+                except EndOfSource:
+                    break
+                began = time.perf_counter()
+                now = self._now(block.time_s if block is not None else None)
+                if started_at is None:
+                    started_at = now
+                    self._started_at = now
+                if block is not None:
+                    self._analyse(block.samples, now)
+                if arm_after_s is not None and not self.state.armed and now - started_at >= arm_after_s:
+                    arm_after_s = None
+                    self.arm()
+                self._control_step(now)
+                self._latencies_ms.append((time.perf_counter() - began) * 1000.0)
+                self.journal.flush_if_due(now)
+                if duration_s is not None and now - started_at >= duration_s:
+                    break
+                if not self.source.realtime:
+                    await asyncio.sleep(0)  # let desk replies and commands in between fast steps
+        finally:
+            now = self._now(None) if self.source.realtime else self.state.last_step_s
+            self.state, events = P.disarm(self.state, now if math.isfinite(now) else 0.0, "bridge stopped")
+            self._journal_events(events)
+            self.journal.write("stop", steps=self.status.steps, moves=self.status.moves)
+            self._refresh_status()
+        return self.status
+
+    def _analyse(self, samples: np.ndarray, now: float) -> None:
+        """Levels of every channel; the model's gains for the analysed ones."""
+        self._levels_db = rms_db(samples)
+        self._audio_time_s = now
+        gains = np.full(len(self.show.channels), math.nan)
+        try:
+            proposed, self._model_state = self.model.step(self._model_state, samples[self._analysed])
+            proposed = np.asarray(proposed, dtype=np.float64)
+            if proposed.shape != (len(self._analysed),):
+                raise ValueError(f"model returned shape {proposed.shape}, expected ({len(self._analysed)},)")
+            gains[self._analysed] = proposed
+            self._last_model_error = ""
+        except Exception as exc:  # a failing model holds the faders; it never stops the bridge
+            message = f"{type(exc).__name__}: {exc}"
+            if message != self._last_model_error:
+                log.error("model %s failed: %s", self.model.card.name, message)
+                self.journal.write("model-error", error=message)
+            self._last_model_error = message
+            self.status.model_errors += 1
+        self._gains_db = gains
+
+    def _control_step(self, now: float) -> None:
+        self._apply_desk_events(now)
+        self._apply_commands(now)
+        desk = self._desk_view()
+        proposal = P.Proposal(
+            gains_db={c.desk_channel: float(self._gains_db[i]) for i, c in enumerate(self.show.channels)},
+            levels_db={c.desk_channel: float(self._levels_db[i]) for i, c in enumerate(self.show.channels)},
+            audio_time_s=self._audio_time_s,
+            model_error=self._last_model_error,
+        )
+        self.state, moves, events = P.step(self.config, self.state, proposal, desk, now)
+        self._journal_events(events)
+        self._send(moves)
+        self.status.steps += 1
+        if self.status.steps % 4 == 0:
+            self._refresh_status()
+
+    def _desk_view(self) -> P.DeskView:
+        return P.DeskView(
+            self.driver.connected,
+            {ch: P.DeskChannel(view.fader_db, view.muted) for ch, view in self.driver.view.items()},
+        )
+
+    def _apply_desk_events(self, now: float) -> None:
+        events, self._desk_events = self._desk_events, []
+        for event in events:
+            if isinstance(event, FaderMoved):
+                self.status.engineer_moves += 1
+                self.journal.write("desk", what="fader", ch=event.channel, db=encode_db(event.db), source=event.source)
+                self.state, policy_events = P.desk_moved(self.config, self.state, event.channel, event.db, now)
+                self._journal_events(policy_events)
+            elif isinstance(event, MuteChanged):
+                self.journal.write("desk", what="mute", ch=event.channel, muted=event.muted, source=event.source)
+            elif isinstance(event, DeskLost):
+                self.journal.write("desk", what="lost", reason=event.reason)
+                self.status.last_events.append(f"desk lost: {event.reason}")
+            elif isinstance(event, DeskConnected):
+                self.journal.write("desk", what="connected", model=event.model, reconnect=event.reconnect)
+                self.status.last_events.append(f"desk {'reconnected' if event.reconnect else 'connected'}: {event.model}")
+            elif isinstance(event, PacketRejected):
+                self.journal.write("desk", what="rejected", reason=event.reason, peer=event.peer)
+
+    def _apply_commands(self, now: float) -> None:
+        commands, self._commands = self._commands, []
+        for name, args in commands:
+            try:
+                if name == "arm":
+                    self._arm(now)
+                elif name == "disarm":
+                    self.state, events = P.disarm(self.state, now, "command")
+                    self._journal_events(events)
+                elif name == "kill":
+                    self.state, moves, events = P.kill(self.config, self.state, self._desk_view(), now)
+                    self._journal_events(events)
+                    self._send(moves)
+                elif name == "mode":
+                    channel, mode = args
+                    self.state, events = P.set_mode(self.state, int(channel), str(mode), now)  # type: ignore[arg-type]
+                    self._journal_events(events)
+            except (P.ArmRefused, JournalError, ValueError, KeyError) as exc:
+                self.journal.write("refused", command=name, reason=str(exc))
+                self.status.last_events.append(f"{name} refused: {exc}")
+
+    def _arm(self, now: float) -> None:
+        """Snapshot first, durably; only then may anything move."""
+        armed, snapshot, events = P.arm(self.config, self.state, self._desk_view(), now)
+        if not events:
+            return
+        self.journal.write_snapshot(snapshot, self.show.profile.name, str(self.show.desk))
+        self.state = armed
+        self._journal_events(events)
+
+    def _send(self, moves: list[P.Move]) -> None:
+        for move in moves:
+            try:
+                self.driver.set_fader_db(move.channel, move.to_db)
+            except DeskOfflineError:
+                self.journal.write("unsent", ch=move.channel, to=encode_db(move.to_db), reason="desk offline")
+                continue
+            self.status.moves += 1
+            self.journal.write("move", ch=move.channel, **{"from": encode_db(move.from_db)}, to=encode_db(move.to_db),
+                               reason=move.reason)
+
+    def _journal_events(self, events: list[P.PolicyEvent]) -> None:
+        for event in events:
+            self.journal.write("event", what=event.kind, detail=event.detail, ch=event.channel)
+            where = f" ch{event.channel}" if event.channel is not None else ""
+            self.status.last_events.append(f"{event.kind}{where}: {event.detail}" if event.detail else f"{event.kind}{where}")
+
+    def _refresh_status(self) -> None:
+        s = self.status
+        s.armed = self.state.armed
+        s.hold = self.state.hold
+        s.desk_connected = self.driver.connected
+        elapsed = self._audio_time_s - self._started_at
+        s.audio_time_s = elapsed if math.isfinite(elapsed) else 0.0
+        s.xruns = self.source.xruns
+        s.latency_ms = _percentiles(self._latencies_ms)
+        s.channels = [
+            ChannelStatus(
+                channel=c.desk_channel, name=c.name, mode=self.state.channel(c.desk_channel).mode,
+                level_db=float(self._levels_db[i]), proposed_db=float(self._gains_db[i]),
+                fader_db=self.driver.view[c.desk_channel].fader_db, muted=self.driver.view[c.desk_channel].muted,
+                reason=self.state.channel(c.desk_channel).reason,
+            )
+            for i, c in enumerate(self.show.channels)
+        ]
+
+    def refresh(self) -> EngineStatus:
+        self._refresh_status()
+        return self.status

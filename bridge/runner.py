@@ -1,0 +1,123 @@
+"""Assemble a show into a running bridge (``ailive run``) and put a snapshot back (``ailive restore``)."""
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ailive.consoles.driver import OscDeskDriver
+from ailive.consoles.errors import AiliveError
+from ailive.consoles.faderlaw import held_db
+from ailive.consoles.show import Show
+from ailive.models.base import GainModel
+from ailive.models.registry import UnknownModelError, load_model
+
+from .engine import Engine, EngineStatus
+from .journal import Journal, Snapshot, last_snapshot
+from .sources import AudioSource, FileSource, JackSource
+from .ui import headless_log, live_view
+
+
+class RunError(AiliveError):
+    """The bridge cannot start as asked."""
+
+
+def open_model(name: str) -> GainModel:
+    if "/" in name or name.endswith(".onnx"):
+        raise RunError(f"model file {name!r}: loading trained models from a file is not yet available; use unity, dugan or loudness")
+    try:
+        return load_model(name)
+    except UnknownModelError as exc:
+        raise RunError(str(exc)) from None
+
+
+def open_source(show: Show, source: str, *, jack_server: str | None = None, realtime: bool = True) -> AudioSource:
+    """``jack`` taps the show's JACK ports; anything else is a folder of per-channel files."""
+    if source == "jack":
+        return JackSource([c.name for c in show.channels], [c.port for c in show.channels],
+                          client_name=f"ailive-{show.name}", server_name=jack_server)
+    files = FileSource.from_directory(Path(source), realtime=realtime)
+    if len(files.channel_names) != len(show.channels):
+        raise RunError(f"{source} holds {len(files.channel_names)} audio files but the show maps {len(show.channels)} channels "
+                       f"(one file per [[channel]], matched in sorted filename order)")
+    return files
+
+
+@dataclass
+class RunOptions:
+    source: str = "jack"
+    model: str = "loudness"
+    journal_dir: Path = Path("ailive-journal")
+    arm: bool = False
+    arm_after_s: float = 1.0
+    duration_s: float | None = None
+    headless: bool = False
+    jack_server: str | None = None
+    realtime: bool = True
+
+
+async def run_show(show: Show, options: RunOptions) -> EngineStatus:
+    """Run the bridge for one show until the duration, the end of the files, or SIGINT/SIGTERM."""
+    model = open_model(options.model)
+    source = open_source(show, options.source, jack_server=options.jack_server, realtime=options.realtime)
+    journal = Journal(options.journal_dir, show.name)
+    journal.open()
+    driver = OscDeskDriver(show.profile, show.desk.host, show.desk.port, show.desk_channels, allow_trim=show.allow_trim)
+    try:
+        await driver.connect()
+        await source.start()
+        engine = Engine(show, source, driver, model, journal)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, engine.stop)
+        done = asyncio.Event()
+        interactive = not options.headless and sys.stdout.isatty()
+        view = (live_view(engine.refresh, {"a": engine.arm, "d": engine.disarm, "k": engine.kill, "q": engine.stop}, done)
+                if interactive else headless_log(engine.refresh, done))
+        view_task = asyncio.create_task(view)
+        try:
+            status = await engine.run(options.duration_s, options.arm_after_s if options.arm else None)
+        finally:
+            done.set()
+            await view_task
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        await asyncio.sleep(0.1)  # rate-limited last writes leave before the socket closes
+        return status
+    finally:
+        await source.stop()
+        await driver.close()
+        journal.close()
+
+
+@dataclass
+class RestoreResult:
+    snapshot: Snapshot
+    restored: dict[int, float]  # channel -> level the desk holds afterwards
+    failed: list[int]
+
+
+async def restore_show(show: Show, journal_dir: Path, reply_timeout_s: float = 0.5) -> RestoreResult:
+    """Put the last arm snapshot back on the desk and read every fader back to prove it."""
+    snapshot = last_snapshot(journal_dir, show.name)
+    if snapshot.profile != show.profile.name:
+        raise RunError(f"the snapshot in {journal_dir} was taken on a {snapshot.profile} desk, the show is for {show.profile.name}")
+    channels = sorted(snapshot.faders_db)
+    for ch in channels:
+        show.profile.check_channel(ch)
+    law = show.profile.law
+    async with OscDeskDriver(show.profile, show.desk.host, show.desk.port, channels, reply_timeout_s=reply_timeout_s) as driver:
+        for ch in channels:
+            driver.set_fader_db(ch, snapshot.faders_db[ch])
+        await asyncio.sleep(0.1)
+        restored = {}
+        for ch in channels:
+            reply = await driver.query(show.profile.fader.address_of(ch))
+            restored[ch] = law.to_db(law.quantize(float(reply.args[0])))
+    failed = [ch for ch in channels
+              if not (restored[ch] == held_db(law, snapshot.faders_db[ch])
+                      or (math.isinf(restored[ch]) and math.isinf(snapshot.faders_db[ch])))]
+    return RestoreResult(snapshot, restored, failed)

@@ -1,0 +1,118 @@
+"""The control loop end to end on a virtual clock: files in, simulator faders out, journal on disk."""
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ailive.bridge.engine import Engine
+from ailive.bridge.journal import Journal, last_snapshot, read_records
+from ailive.bridge.sources import FileSource
+from ailive.consoles.driver import OscDeskDriver
+from ailive.consoles.show import DeskAddress, load_show
+from ailive.models.registry import load_model
+from tests.conftest import wait_for
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "x32-demo.toml"
+RATE = 48000
+
+
+def write_stems(folder: Path, levels_db: list[float | None], seconds: float = 12.0, seed: int = 3) -> Path:
+    """Band-limited noise per channel at the given RMS level (None: silence)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = int(seconds * RATE)
+    for index, level in enumerate(levels_db):
+        signal = np.zeros(n, dtype=np.float32)
+        if level is not None:
+            noise = rng.standard_normal(n)
+            noise = np.convolve(noise, np.ones(8) / 8, mode="same")
+            signal = (noise / np.sqrt(np.mean(noise ** 2)) * 10 ** (level / 20)).astype(np.float32)
+        sf.write(folder / f"{index + 1:02d}.wav", signal, RATE)
+    return folder
+
+
+async def run_engine(x32_sim, stems: Path, tmp_path: Path, *, model="loudness", duration_s=None, arm_after_s=1.0,
+                     during=None, realtime=False, **policy):
+    show = load_show(EXAMPLE).with_desk(DeskAddress("127.0.0.1", x32_sim.port))
+    show = replace(show, policy=replace(show.policy, **policy))
+    source = FileSource.from_directory(stems, realtime=realtime)
+    await source.start()
+    driver = OscDeskDriver(show.profile, "127.0.0.1", x32_sim.port, show.desk_channels)
+    await driver.connect()
+    journal = Journal(tmp_path / "journal", show.name)
+    journal.open()
+    engine = Engine(show, source, driver, load_model(model), journal)
+    try:
+        task = asyncio.create_task(engine.run(duration_s=duration_s, arm_after_s=arm_after_s))
+        if during is not None:
+            await during(engine, driver)
+        status = await task
+    finally:
+        journal.close()
+        await driver.close()
+        await source.stop()
+    return engine, status, show
+
+
+async def test_a_hot_channel_comes_down(x32_sim, tmp_path):
+    stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0])
+    engine, status, show = await run_engine(x32_sim, stems, tmp_path)
+    await asyncio.sleep(0.2)  # the last rate-limited writes land
+    assert status.moves > 0 and status.model_errors == 0
+    assert x32_sim.fader_db(1) < -4.0  # 12 dB too hot: pulled down (window 6 dB)
+    assert x32_sim.fader_db(8) == pytest.approx(-0.01, abs=0.02)  # talkback is excluded: never written
+    records = read_records(tmp_path / "journal" / f"{show.name}.jsonl")
+    kinds = [r["kind"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "stop"
+    assert kinds.index("arm") < kinds.index("move")
+    snapshot = last_snapshot(tmp_path / "journal", show.name)
+    assert snapshot.faders_db[1] == pytest.approx(-0.01, abs=0.01)
+    assert all(r["ch"] != 8 for r in records if r["kind"] == "move")
+
+
+async def test_engineer_move_is_respected_for_the_hold_time(x32_sim, tmp_path):
+    stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0], seconds=5.0)
+
+    async def engineer(engine, driver):
+        await wait_for(lambda: any(m.startswith("armed") for m in engine.status.last_events), timeout_s=5)
+        await asyncio.sleep(1.0)
+        x32_sim.move_fader_db(1, 2.0)
+        await wait_for(lambda: engine.status.engineer_moves > 0, timeout_s=2)
+
+    engine, status, show = await run_engine(x32_sim, stems, tmp_path, during=engineer, realtime=True,
+                                            arm_after_s=0.3, override_hold_s=1.5)
+    records = read_records(tmp_path / "journal" / f"{show.name}.jsonl")
+    override = next(i for i, r in enumerate(records) if r["kind"] == "event" and r["what"] == "override")
+    ended = next(i for i, r in enumerate(records) if r["kind"] == "event" and r["what"] == "override-ended")
+    assert records[ended]["t"] - records[override]["t"] == pytest.approx(1.5, abs=0.2)
+    assert not any(r["kind"] == "move" and r["ch"] == 1 for r in records[override:ended])
+    assert any(r["kind"] == "move" and r["ch"] != 1 for r in records[override:ended])  # the others kept riding
+
+
+async def test_model_failure_holds_and_never_stops_the_bridge(x32_sim, tmp_path):
+    stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0], seconds=4.0)
+
+    class Broken:
+        card = load_model("loudness").card
+
+        def initial_state(self, channels, rate):
+            return None
+
+        def step(self, state, frame):
+            raise RuntimeError("weights are garbage")
+
+    show = load_show(EXAMPLE).with_desk(DeskAddress("127.0.0.1", x32_sim.port))
+    source = FileSource.from_directory(stems)
+    await source.start()
+    async with OscDeskDriver(show.profile, "127.0.0.1", x32_sim.port, show.desk_channels) as driver:
+        with Journal(tmp_path / "j", show.name) as journal:
+            status = await Engine(show, source, driver, Broken(), journal).run(arm_after_s=0.5)
+    assert status.moves == 0 and status.model_errors > 0
+    assert x32_sim.stats.writes == {}
+    assert any(r["kind"] == "model-error" for r in read_records(tmp_path / "j" / f"{show.name}.jsonl"))
