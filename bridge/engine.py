@@ -14,7 +14,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Awaitable, Callable
 
 import numpy as np
 
@@ -132,9 +132,12 @@ class Engine:
             return asyncio.get_running_loop().time()
         return block_time_s
 
-    async def run(self, duration_s: float | None = None, arm_after_s: float | None = None) -> EngineStatus:
+    async def run(self, duration_s: float | None = None, arm_after_s: float | None = None,
+                  on_step: Callable[[float], Awaitable[None]] | None = None) -> EngineStatus:
         """Run until ``duration_s`` of audio, the end of a file source, or :meth:`stop`.
 
+        ``on_step`` is called after every control step with the seconds of audio
+        played so far (the demo records automation and scripts an engineer there).
         Leaves every fader where it is when it ends (disarm, never a jump).
         """
         frames = frame_samples(self.source.sample_rate)
@@ -160,6 +163,8 @@ class Engine:
                     self.arm()
                 self._control_step(now)
                 self._latencies_ms.append((time.perf_counter() - began) * 1000.0)
+                if on_step is not None:
+                    await on_step(now - started_at)
                 self.journal.flush_if_due(now)
                 if duration_s is not None and now - started_at >= duration_s:
                     break

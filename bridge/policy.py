@@ -26,6 +26,11 @@ from ailive.consoles.show import PolicySettings, Show
 
 #: Longest time step the slew limits integrate over (after a pause, no jump).
 MAX_STEP_S = 0.2
+#: Time constants of the input-level smoothing: the silence gate reacts in about
+#: half a second; the loudness weights of the common offset follow the music's
+#: phrases, not single drum hits.
+GATE_TAU_S = 0.5
+WEIGHT_TAU_S = 3.0
 
 
 class ArmRefused(AiliveError):
@@ -119,6 +124,12 @@ class ChannelState:
     proposed_db: float = math.nan
     target_db: float = math.nan
     reason: str = "disarmed"
+    gate_power: float = math.nan  # input mean square smoothed over GATE_TAU_S
+    weight_power: float = math.nan  # input mean square smoothed over WEIGHT_TAU_S
+
+    @property
+    def gate_db(self) -> float:
+        return 10.0 * math.log10(self.gate_power) if self.gate_power > 0 else -math.inf
 
 
 @dataclass(frozen=True)
@@ -276,6 +287,8 @@ def _channel_hold(config: PolicyConfig, s: ChannelState, gain: float, level_db: 
         return "held: muted"
     if seen.fader_db == -math.inf or s.reference_db == -math.inf:
         return "held: fader off"
+    if seen.fader_db > config.settings.ceiling_db:
+        return "held: above ceiling"  # the engineer put it there; the bridge never pulls it down with a jump
     if s.overridden and now < s.override_until_s:
         return "held: override"
     if not math.isfinite(gain) or not level_db >= config.settings.silence_db:
@@ -295,9 +308,8 @@ def step(
     hold = _global_hold(config, proposal, desk, now) if state.armed else ""
     if hold != state.hold:
         events.append(PolicyEvent("hold" if hold else "resume", now, hold or state.hold))
-    channels = dict(state.channels)
-    for ch, s in channels.items():
-        channels[ch] = replace(s, proposed_db=gains.get(ch, math.nan))
+    channels = {ch: _smooth_levels(s, proposal.levels_db.get(ch, -math.inf), dt, gains.get(ch, math.nan))
+                for ch, s in state.channels.items()}
     if not state.armed or hold:
         reason = hold or "disarmed"
         channels = {ch: replace(s, moving=False, reason=reason if s.mode == "auto" else s.mode) for ch, s in channels.items()}
@@ -311,7 +323,7 @@ def step(
         if s.overridden and now >= s.override_until_s and seen is not None and math.isfinite(gain):
             s, ended = _end_override(config, s, ch, gain, seen.fader_db, state.offset_db, now)
             events.extend(ended)
-        reason = _channel_hold(config, s, gain, proposal.levels_db.get(ch, -math.inf), seen, now)
+        reason = _channel_hold(config, s, gain, s.gate_db, seen, now)
         channels[ch] = replace(s, reason=reason or s.reason, moving=s.moving and not reason)
         if not reason:
             eligible.append(ch)
@@ -321,7 +333,7 @@ def step(
         channels, eligible, learned = _learn_bias(config, state, channels, gains, eligible, now)
         events.extend(learned)
 
-    offset = _offset(channels, gains, proposal.levels_db, eligible, state.offset_db)
+    offset = _offset(channels, gains, eligible, state.offset_db)
     targets = {ch: _bounded_target(config, channels[ch], gains[ch], offset) for ch in eligible}
     targets, capped = _cap_total_gain(config, channels, desk, targets)
 
@@ -332,6 +344,17 @@ def step(
         if move is not None:
             moves.append(Move(ch, move[0], move[1], move[2]))
     return replace(state, channels=channels, offset_db=offset, last_step_s=now, hold=""), moves, events
+
+
+def _smooth_levels(s: ChannelState, level_db: float, dt: float, proposed_db: float) -> ChannelState:
+    """Follow the input level with two one-pole smoothers (gate and weights)."""
+    power = 10.0 ** (level_db / 10.0) if math.isfinite(level_db) else 0.0
+    if math.isnan(s.gate_power):
+        return replace(s, gate_power=power, weight_power=power, proposed_db=proposed_db)
+    fast = 1.0 - math.exp(-dt / GATE_TAU_S)
+    slow = 1.0 - math.exp(-dt / WEIGHT_TAU_S)
+    return replace(s, gate_power=s.gate_power + fast * (power - s.gate_power),
+                   weight_power=s.weight_power + slow * (power - s.weight_power), proposed_db=proposed_db)
 
 
 def _end_override(config: PolicyConfig, s: ChannelState, ch: int, gain: float, desk_db: float, offset: float,
@@ -377,10 +400,9 @@ def _learn_bias(config: PolicyConfig, state: PolicyState, channels: dict[int, Ch
     return channels, eligible, events
 
 
-def _offset(channels: Mapping[int, ChannelState], gains: Mapping[int, float], levels: Mapping[int, float],
-            eligible: list[int], previous: float) -> float:
+def _offset(channels: Mapping[int, ChannelState], gains: Mapping[int, float], eligible: list[int], previous: float) -> float:
     """The common offset that keeps the loudness-weighted mean of the ridden faders where it was at arm."""
-    weights = [10.0 ** (levels[ch] / 10.0) for ch in eligible]
+    weights = [channels[ch].weight_power for ch in eligible]
     total = sum(weights)
     if not eligible or total <= 0.0:
         return previous

@@ -268,6 +268,15 @@ class OscDeskDriver:
             self._pending[address] = _PendingWrite(held, handle)
         return held
 
+    async def sync(self) -> None:
+        """Wait until the desk has handled everything sent so far, and we have read all it sent before.
+
+        One round trip of the liveness probe: datagrams on one path arrive in
+        order, so its answer comes after every earlier write and push. Runs on a
+        virtual clock use it to keep the desk in step with the audio.
+        """
+        await self.query(self.profile.identify.probe)
+
     async def query(self, address: str, timeout_s: float | None = None) -> osc.OscMessage:
         """Ask the desk for one node's value and wait for the matching reply (retried)."""
         timeout_s = self.reply_timeout_s if timeout_s is None else timeout_s

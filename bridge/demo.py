@@ -1,0 +1,239 @@
+"""The embedded default: the example multitrack through the real pipeline onto a built-in desk simulator.
+
+No desk, no sound card, no broker: ``ailive demo`` starts the simulator on
+loopback, plays ``examples/multitrack`` through the streaming engine, arms
+after a short read-in, has a scripted engineer grab the vocal fader, and
+writes what happened: the mix as the desk would sound with the bridge's
+faders, the unity mix, the journal, a fader-automation plot and a summary.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ailive.consoles.driver import OscDeskDriver
+from ailive.consoles.errors import AiliveError
+from ailive.consoles.show import DeskAddress, Show, load_show
+from ailive.consoles.sim import DeskSimulator
+
+from .engine import Engine, EngineStatus
+from .journal import Journal
+from .runner import open_model
+from .sources import FileSource
+from .ui import headless_log, live_view
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+READ_IN_S = 2.0
+ENGINEER_PUSH_DB = -3.0
+
+
+class DemoError(AiliveError):
+    """The demo cannot run as asked."""
+
+
+@dataclass
+class DemoOptions:
+    desk: str = "x32"
+    model: str = "loudness"
+    out: Path = Path("ailive-demo")
+    headless: bool = False
+    multitrack: Path = EXAMPLES / "multitrack"
+    engineer_at_s: float = 10.0
+
+
+@dataclass
+class Automation:
+    """The faders the desk held after every control step, on the audio clock."""
+
+    times_s: list[float] = field(default_factory=list)
+    faders_db: list[list[float]] = field(default_factory=list)  # (steps, channels)
+    armed_at_s: float = math.nan
+    engineer_at_s: float = math.nan
+
+
+@dataclass
+class DemoSummary:
+    desk: str
+    model: str
+    seconds: float
+    moves: int
+    desk_writes: int
+    writes_per_minute: float
+    engineer_moves: int
+    final_faders_db: dict[str, float]
+    gain_error_db: dict[str, float]  # median / max |fader - target| after the common offset, bridge vs raw
+    latency_ms: dict[str, float]
+    files: dict[str, str]
+
+
+def demo_show(desk: str) -> Show:
+    path = EXAMPLES / f"{desk}-demo.toml"
+    if not path.exists():
+        known = sorted(p.name.removesuffix("-demo.toml") for p in EXAMPLES.glob("*-demo.toml"))
+        raise DemoError(f"no demo for desk {desk!r}; demos exist for: {', '.join(known)}")
+    return load_show(path)
+
+
+def _engineer_channel(show: Show) -> int:
+    """The vocal when there is one: the fader an engineer reaches for first."""
+    for c in show.channels:
+        if c.mode == "auto" and "vo" in c.name.lower():
+            return c.desk_channel
+    return next(c.desk_channel for c in show.channels if c.mode == "auto")
+
+
+async def run_demo(options: DemoOptions) -> DemoSummary:
+    show = demo_show(options.desk)
+    if not options.multitrack.is_dir():
+        raise DemoError(f"the demo multitrack is missing ({options.multitrack}); render it: python examples/render_multitrack.py")
+    interactive = not options.headless and sys.stdout.isatty()
+    options.out.mkdir(parents=True, exist_ok=True)
+    model = open_model(options.model)
+    source = FileSource.from_directory(options.multitrack, realtime=interactive)
+    if len(source.channel_names) != len(show.channels):
+        raise DemoError(f"{options.multitrack} has {len(source.channel_names)} files, the demo show maps {len(show.channels)}")
+    profile = show.profile
+    if not interactive:
+        # On a virtual clock the simulator keeps pace with the audio, so the
+        # driver's wall-clock write limit would only drop moves the policy made.
+        profile = replace(profile, max_writes_per_s=1000.0)
+    automation = Automation()
+    engineer_channel = _engineer_channel(show)
+    async with DeskSimulator(show.profile, port=0) as desk:
+        for c in show.channels:
+            desk.set_name(c.desk_channel, c.name[: show.profile.name_param.max_length])
+        show = show.with_desk(DeskAddress(*desk.address))
+        journal = Journal(options.out / "journal", show.name)
+        journal.open()
+        driver = OscDeskDriver(profile, "127.0.0.1", desk.port, show.desk_channels)
+        try:
+            await driver.connect()
+            await source.start()
+            engine = Engine(show, source, driver, model, journal)
+
+            async def on_step(elapsed_s: float) -> None:
+                if not interactive:
+                    await driver.sync()  # on the virtual clock the desk catches up with every step
+                automation.times_s.append(elapsed_s)
+                automation.faders_db.append([desk.fader_db(c.desk_channel) for c in show.channels])
+                if math.isnan(automation.armed_at_s) and engine.state.armed:
+                    automation.armed_at_s = elapsed_s
+                if math.isnan(automation.engineer_at_s) and elapsed_s >= options.engineer_at_s:
+                    automation.engineer_at_s = elapsed_s
+                    desk.move_fader_db(engineer_channel, desk.fader_db(engineer_channel) + ENGINEER_PUSH_DB)
+                    if not interactive:
+                        await driver.sync()  # the bridge hears the hand before its next step
+
+            done = asyncio.Event()
+            view = (live_view(engine.refresh, {"k": engine.kill, "q": engine.stop}, done) if interactive
+                    else headless_log(engine.refresh, done, period_s=1.0))
+            view_task = asyncio.create_task(view)
+            try:
+                status = await engine.run(arm_after_s=READ_IN_S, on_step=on_step)
+            finally:
+                done.set()
+                await view_task
+            await asyncio.sleep(0.1)
+        finally:
+            await source.stop()
+            await driver.close()
+            journal.close()
+        writes = desk.stats.total_writes()
+    return _write_outputs(options, show, status, automation, writes, journal.path)
+
+
+def _gains_per_sample(automation: Automation, rate: int, frames: int) -> np.ndarray:
+    """Fader gains as the desk applied them, ramped over each control step.  -> (channels, frames)"""
+    times = np.asarray(automation.times_s)
+    faders = np.asarray(automation.faders_db, dtype=np.float64).T  # (channels, steps)
+    linear = np.where(np.isfinite(faders), 10.0 ** (faders / 20.0), 0.0)
+    sample_times = np.arange(frames) / rate
+    return np.stack([np.interp(sample_times, times, row) for row in linear])
+
+
+def _read_multitrack(folder: Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".wav", ".flac"))
+    channels = [sf.read(p, dtype="float32")[0] for p in paths]
+    rate = sf.info(paths[0]).samplerate
+    length = max(len(c) for c in channels)
+    return np.stack([np.pad(c, (0, length - len(c))) for c in channels]), rate
+
+
+def _gain_error(show: Show, target_path: Path, faders_db: list[float]) -> dict[str, float]:
+    """|fader - target| with the common offset removed: the bridge's final faders vs unity (raw)."""
+    if not target_path.exists():
+        return {}
+    targets = tomllib.loads(target_path.read_text())["target"]["fader_db"]
+    names = sorted(p.stem for p in target_path.parent.iterdir() if p.suffix.lower() in (".wav", ".flac"))
+    pairs = [(faders_db[i], targets[name]) for i, name in enumerate(names) if name in targets and math.isfinite(faders_db[i])]
+    if not pairs:
+        return {}
+
+    def error(values: list[float]) -> tuple[float, float]:
+        diffs = np.array([v - t for v, (_, t) in zip(values, pairs)])
+        diffs -= np.median(diffs)
+        return float(np.median(np.abs(diffs))), float(np.max(np.abs(diffs)))
+
+    bridge_median, bridge_max = error([f for f, _ in pairs])
+    raw_median, raw_max = error([0.0 for _ in pairs])
+    return {"bridge_median": bridge_median, "bridge_max": bridge_max, "raw_median": raw_median, "raw_max": raw_max}
+
+
+def _plot(path: Path, show: Show, automation: Automation) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    faders = np.asarray(automation.faders_db, dtype=np.float64)
+    figure, axes = plt.subplots(figsize=(10, 5), dpi=100)
+    for index, c in enumerate(show.channels):
+        axes.plot(automation.times_s, np.maximum(faders[:, index], -40.0), label=f"{c.desk_channel} {c.name} ({c.mode})")
+    if math.isfinite(automation.armed_at_s):
+        axes.axvline(automation.armed_at_s, color="red", linestyle="--", linewidth=1)
+        axes.annotate("armed", (automation.armed_at_s, axes.get_ylim()[1]), color="red", va="top")
+    if math.isfinite(automation.engineer_at_s):
+        axes.axvline(automation.engineer_at_s, color="black", linestyle=":", linewidth=1)
+        axes.annotate(f"engineer moves the vocal {ENGINEER_PUSH_DB:+g} dB", (automation.engineer_at_s, axes.get_ylim()[0]), va="bottom")
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("fader (dB)")
+    axes.set_title(f"ailive demo: fader automation on the {show.profile.name} simulator")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _write_outputs(options: DemoOptions, show: Show, status: EngineStatus, automation: Automation, writes: int,
+                   journal_path: Path) -> DemoSummary:
+    import soundfile as sf
+
+    signals, rate = _read_multitrack(options.multitrack)
+    gains = _gains_per_sample(automation, rate, signals.shape[1])
+    out = options.out
+    sf.write(out / "mix.wav", np.sum(signals * gains, axis=0).astype(np.float32), rate, subtype="FLOAT")
+    sf.write(out / "raw.wav", np.sum(signals, axis=0).astype(np.float32), rate, subtype="FLOAT")
+    _plot(out / "faders.png", show, automation)
+    seconds = signals.shape[1] / rate
+    final = automation.faders_db[-1] if automation.faders_db else [math.nan] * len(show.channels)
+    summary = DemoSummary(
+        desk=show.profile.name, model=status.model, seconds=round(seconds, 2), moves=status.moves, desk_writes=writes,
+        writes_per_minute=round(writes / (seconds / 60.0), 1), engineer_moves=status.engineer_moves,
+        final_faders_db={c.name: round(db, 2) if math.isfinite(db) else -999.0 for c, db in zip(show.channels, final)},
+        gain_error_db={k: round(v, 2) for k, v in _gain_error(show, options.multitrack / "target.toml", final).items()},
+        latency_ms={k: round(v, 3) for k, v in status.latency_ms.items()},
+        files={"mix": str(out / "mix.wav"), "raw": str(out / "raw.wav"), "plot": str(out / "faders.png"),
+               "journal": str(journal_path), "summary": str(out / "summary.json")},
+    )
+    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2, allow_nan=False, default=str))
+    return summary

@@ -1,0 +1,483 @@
+"""Audio sources: the desk's inputs through JACK, or a folder of recorded stems.
+
+Both hand out consecutive blocks of ``(channels, frames)`` float32 samples
+stamped with the source's own frame clock, so the engine reads a live desk and
+a recorded multitrack the same way. The JACK process callback only copies into
+a preallocated ring and advances one counter; the asyncio side polls that
+counter and never signals the real-time thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ailive.consoles.errors import AiliveError
+
+log = logging.getLogger(__name__)
+
+#: How often ``JackSource.next_block`` looks at the ring's write counter, seconds.
+POLL_S = 0.003
+#: Frames kept free between the writer and the oldest readable frame, so a copy
+#: out of the ring never races the block JACK is writing (>= two JACK periods).
+RING_GUARD_FRAMES = 8192
+#: File types ``FileSource.from_directory`` takes.
+AUDIO_SUFFIXES = (".wav", ".flac")
+#: How many candidate ports an error message lists.
+LISTED_PORTS = 8
+#: Longest port short name we register (JACK allows more; desks' names are short).
+MAX_PORT_NAME_CHARS = 64
+
+
+class AudioSourceError(AiliveError):
+    """The audio tap cannot open: no JACK server, a port that is not there, an unreadable file."""
+
+
+class EndOfSource(Exception):
+    """A file source has played everything."""
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """Consecutive frames of every channel, stamped with the source clock."""
+
+    samples: np.ndarray  # (channels, frames) float32, a fresh array the caller owns
+    start_frame: int  # index of the first frame since the source started
+    sample_rate: int
+
+    @property
+    def frames(self) -> int:
+        return int(self.samples.shape[1])
+
+    @property
+    def time_s(self) -> float:
+        """Start of the block on the source clock (not the wall clock)."""
+        return self.start_frame / self.sample_rate
+
+
+class AudioSource(Protocol):
+    sample_rate: int
+    channel_names: list[str]
+    realtime: bool  # True when blocks arrive at the pace of the audio (JACK, or files played in real time)
+
+    @property
+    def xruns(self) -> int: ...
+
+    @property
+    def overruns(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def next_block(self, frames: int, timeout_s: float) -> Block | None:
+        """Wait for the next ``frames`` frames.
+
+        None when they did not all arrive within ``timeout_s`` (stale audio:
+        the caller holds the faders); raises EndOfSource when a file source is
+        exhausted. Consecutive calls return consecutive, non-overlapping
+        blocks; when the caller fell behind by more than the ring holds, skip
+        ahead to the newest audio and count it in ``overruns``.
+        """
+        ...
+
+
+class _StartStop:
+    """``async with source:`` starts it and always stops it."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Any:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def port_short_names(channel_names: list[str]) -> list[str]:
+    """JACK port names for the channels: letters, digits, ``_.-`` only, never empty, unique.
+
+    ``:`` separates client from port in JACK and spaces or brackets make port
+    names awkward to type and to match as patterns, so they become ``_``.
+    """
+    names: list[str] = []
+    taken: set[str] = set()
+    for index, channel in enumerate(channel_names, start=1):
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", channel).strip("_")[:MAX_PORT_NAME_CHARS] or f"ch{index}"
+        name, suffix = base, 2
+        while name in taken:
+            name = f"{base}_{suffix}"
+            suffix += 1
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def match_port(wanted: str, available: list[str]) -> str:
+    """The output port ``wanted`` names: an exact name, else the one port a regex finds.
+
+    A pattern that finds several ports is refused: tapping the wrong input
+    would make the bridge ride a fader on someone else's signal.
+    """
+    if wanted in available:
+        return wanted
+    try:
+        pattern = re.compile(wanted)
+    except re.error:
+        matches: list[str] = []
+    else:
+        matches = [name for name in available if pattern.search(name)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise AudioSourceError(f"JACK port {wanted!r} not found; available outputs: {_listing(available)}")
+    raise AudioSourceError(
+        f"JACK port pattern {wanted!r} matches {len(matches)} ports ({_listing(matches)}); "
+        f"name one port, e.g. anchor the pattern with '$'"
+    )
+
+
+def _listing(names: list[str]) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(names[:LISTED_PORTS])
+    more = len(names) - LISTED_PORTS
+    return f"{shown}, ... ({more} more)" if more > 0 else shown
+
+
+def _no_server_message(server_name: str | None) -> str:
+    name = server_name or os.environ.get("JACK_DEFAULT_SERVER")
+    if not name:
+        return (
+            "no JACK server is running (start one, e.g. 'jackd -d dummy -r 48000 -p 256', "
+            "or 'jackd -d alsa' for a sound card)"
+        )
+    return (
+        f"no JACK server named {name!r} is running (start one, e.g. 'jackd -n {name} -d dummy -r 48000 -p 256', "
+        f"or 'jackd -n {name} -d alsa' for a sound card)"
+    )
+
+
+def _jack_says(message: str) -> None:
+    """libjack's own messages go to the log, so a user's error stays one line."""
+    log.debug("libjack: %s", message)
+
+
+class JackSource(_StartStop):
+    """The desk's inputs as JACK input ports, one per channel, read through a lock-free ring.
+
+    The process callback copies each port's buffer into ``_ring`` and then
+    advances ``_written_frames``; Python's GIL makes that one integer store
+    the only synchronisation the reader needs. The reader re-checks the
+    counter after copying, so audio overwritten while it copied is never
+    handed out.
+    """
+
+    realtime = True
+
+    def __init__(
+        self,
+        channel_names: list[str],
+        connect_to: list[str | None],
+        client_name: str = "ailive",
+        server_name: str | None = None,
+        ring_seconds: float = 4.0,
+    ) -> None:
+        if not channel_names:
+            raise AudioSourceError("no channels to tap")
+        if len(connect_to) != len(channel_names):
+            raise AudioSourceError(
+                f"{len(channel_names)} channels but {len(connect_to)} JACK ports to connect; give one per channel"
+            )
+        if ring_seconds <= 0:
+            raise ValueError(f"ring_seconds must be positive, got {ring_seconds}")
+        self.channel_names = list(channel_names)
+        self.connect_to = list(connect_to)
+        self.client_name = client_name
+        self.server_name = server_name
+        self.ring_seconds = ring_seconds
+        self.sample_rate = 0  # known once started
+        self.port_names: list[str] = []  # full JACK names of our input ports, once started
+        self.shutdown_reason = ""
+        self._overruns = 0
+        self._client: Any = None
+        self._ports: list[Any] = []
+        self._ring = np.zeros((len(channel_names), 0), dtype=np.float32)  # (channels, ring_frames)
+        self._rows: list[np.ndarray] = []
+        self._ring_frames = 0
+        self._usable_frames = 0
+        self._written_frames = 0  # advanced only by the JACK thread
+        self._read_frames = 0
+        self._xruns = 0
+        self._died = threading.Event()
+
+    @property
+    def xruns(self) -> int:
+        return self._xruns
+
+    @property
+    def overruns(self) -> int:
+        return self._overruns
+
+    @property
+    def server_died(self) -> bool:
+        """The JACK server went away; ``stop()`` then ``start()`` reconnects once one runs again."""
+        return self._died.is_set()
+
+    @property
+    def backlog_frames(self) -> int:
+        """Frames captured but not yet read: how far the caller lags the desk."""
+        return self._written_frames - self._read_frames
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            import jack
+        except (ImportError, OSError) as exc:
+            raise AudioSourceError(f"the JACK library is not available ({exc}); install jackd2 and JACK-Client") from exc
+        jack.set_error_function(_jack_says)
+        jack.set_info_function(_jack_says)
+        try:
+            client = jack.Client(self.client_name, no_start_server=True, servername=self.server_name)
+        except jack.JackOpenError as exc:
+            if exc.status.server_failed:
+                raise AudioSourceError(_no_server_message(self.server_name)) from exc
+            raise AudioSourceError(f"cannot open JACK client {self.client_name!r}: {exc.status}") from exc
+        try:
+            self._open(jack, client)
+        except BaseException:
+            client.deactivate()
+            client.close()
+            self._ports = []
+            self.port_names = []
+            raise
+        self._client = client
+        log.info("tapping %d channels as JACK client %r at %d Hz", len(self._ports), client.name, self.sample_rate)
+
+    def _open(self, jack: Any, client: Any) -> None:
+        self.sample_rate = int(client.samplerate)
+        guard_frames = max(RING_GUARD_FRAMES, 2 * int(client.blocksize))
+        self._usable_frames = max(1, round(self.ring_seconds * self.sample_rate))
+        self._ring_frames = self._usable_frames + guard_frames
+        self._ring = np.zeros((len(self.channel_names), self._ring_frames), dtype=np.float32)
+        self._rows = list(self._ring)
+        self._written_frames = 0
+        self._read_frames = 0
+        self._overruns = 0
+        self._xruns = 0
+        self._died.clear()
+        self.shutdown_reason = ""
+        try:
+            self._ports = [client.inports.register(name) for name in port_short_names(self.channel_names)]
+        except jack.JackError as exc:
+            raise AudioSourceError(f"cannot register JACK input ports: {exc}") from exc
+        self.port_names = [port.name for port in self._ports]
+        client.set_process_callback(self._process)
+        client.set_xrun_callback(self._xrun)
+        client.set_shutdown_callback(self._shutdown)
+        client.activate()
+        available = [port.name for port in client.get_ports(is_output=True, is_audio=True)]
+        available.sort(key=lambda name: not name.startswith("system:"))
+        for wanted, port in zip(self.connect_to, self._ports):
+            if wanted is None:
+                continue
+            source = match_port(wanted, available)
+            try:
+                client.connect(source, port)
+            except jack.JackError as exc:
+                raise AudioSourceError(f"cannot connect JACK port {source!r} to {port.name!r}: {exc}") from exc
+
+    def _process(self, frames: int) -> None:
+        # JACK's real-time thread: copy, advance the counter, nothing else.
+        start = self._written_frames % self._ring_frames
+        stop = start + frames
+        if stop <= self._ring_frames:
+            for row, port in zip(self._rows, self._ports):
+                row[start:stop] = port.get_array()
+        else:
+            split = self._ring_frames - start
+            for row, port in zip(self._rows, self._ports):
+                buffer = port.get_array()
+                row[start:] = buffer[:split]
+                row[: frames - split] = buffer[split:]
+        self._written_frames += frames
+
+    def _xrun(self, delayed_usecs: float) -> None:
+        self._xruns += 1
+
+    def _shutdown(self, status: Any, reason: str) -> None:
+        self.shutdown_reason = reason
+        self._died.set()
+
+    async def next_block(self, frames: int, timeout_s: float) -> Block | None:
+        if self._client is None:
+            raise RuntimeError("JackSource.next_block() before start()")
+        if not 0 < frames <= self._usable_frames:
+            raise ValueError(f"frames must be 1..{self._usable_frames} (the ring), got {frames}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._written_frames - self._read_frames < frames:
+            remaining_s = deadline - loop.time()
+            if remaining_s <= 0 or self._died.is_set():
+                return None
+            await asyncio.sleep(min(POLL_S, remaining_s))
+        return self._take(frames)
+
+    def _take(self, frames: int) -> Block:
+        while True:
+            written = self._written_frames
+            if written - self._read_frames > self._usable_frames:
+                self._read_frames = written - frames
+                self._overruns += 1
+            start = self._read_frames
+            samples = self._copy_out(start, frames)
+            if self._written_frames - start <= self._usable_frames:
+                break
+        self._read_frames = start + frames
+        return Block(samples, start, self.sample_rate)
+
+    def _copy_out(self, start_frame: int, frames: int) -> np.ndarray:
+        start = start_frame % self._ring_frames
+        stop = start + frames
+        if stop <= self._ring_frames:
+            return self._ring[:, start:stop].copy()
+        return np.concatenate((self._ring[:, start:], self._ring[:, : stop - self._ring_frames]), axis=1)
+
+    async def stop(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.deactivate()
+        client.close()
+        self._ports = []
+
+
+class FileSource(_StartStop):
+    """A multitrack as one mono file per channel: the demo, tests and offline evaluation.
+
+    ``realtime=False`` hands blocks out as fast as asked, so the engine runs
+    on the file's clock; ``realtime=True`` paces them like a live desk.
+    """
+
+    def __init__(self, paths: list[Path], realtime: bool = False) -> None:
+        if not paths:
+            raise AudioSourceError("no audio files given")
+        self.paths = [Path(path) for path in paths]
+        self.realtime = realtime
+        soundfile = _soundfile()
+        infos = [_info(soundfile, path) for path in self.paths]
+        for path, info in zip(self.paths, infos):
+            if info.channels != 1:
+                raise AudioSourceError(f"{path}: {info.channels} channels; a multitrack is one mono file per channel")
+        first_path, first = self.paths[0], infos[0]
+        for path, info in zip(self.paths, infos):
+            if info.samplerate != first.samplerate:
+                raise AudioSourceError(
+                    f"{path} is {info.samplerate} Hz but {first_path} is {first.samplerate} Hz; "
+                    f"all files of a multitrack must share one sample rate"
+                )
+        self.sample_rate = int(first.samplerate)
+        self.channel_names = [path.stem for path in self.paths]
+        self.total_frames = max(int(info.frames) for info in infos)
+        self._files: list[Any] | None = None
+        self._read_frames = 0
+        self._started_s = 0.0
+
+    @classmethod
+    def from_directory(cls, folder: Path, realtime: bool = False) -> FileSource:
+        """Every ``*.wav``/``*.flac`` in ``folder``, one channel each, in filename order."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise AudioSourceError(f"{folder}: no such folder")
+        paths = sorted(
+            (path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES),
+            key=lambda path: path.name,
+        )
+        if not paths:
+            raise AudioSourceError(f"{folder}: no .wav or .flac files")
+        return cls(paths, realtime=realtime)
+
+    @property
+    def duration_s(self) -> float:
+        return self.total_frames / self.sample_rate
+
+    @property
+    def xruns(self) -> int:
+        return 0
+
+    @property
+    def overruns(self) -> int:
+        return 0
+
+    async def start(self) -> None:
+        if self._files is not None:
+            return
+        soundfile = _soundfile()
+        files: list[Any] = []
+        try:
+            for path in self.paths:
+                files.append(soundfile.SoundFile(path))
+        except (soundfile.SoundFileError, OSError) as exc:
+            for opened in files:
+                opened.close()
+            raise AudioSourceError(f"{path}: cannot read audio ({exc})") from exc
+        self._files = files
+        self._read_frames = 0
+        self._started_s = asyncio.get_running_loop().time()
+
+    async def next_block(self, frames: int, timeout_s: float) -> Block | None:
+        if self._files is None:
+            raise RuntimeError("FileSource.next_block() before start()")
+        if frames <= 0:
+            raise ValueError(f"frames must be positive, got {frames}")
+        if self._read_frames >= self.total_frames:
+            raise EndOfSource(f"all {self.total_frames} frames played")
+        if self.realtime:
+            loop = asyncio.get_running_loop()
+            last_frame = min(self._read_frames + frames, self.total_frames)
+            wait_s = self._started_s + last_frame / self.sample_rate - loop.time()
+            if wait_s > timeout_s:
+                await asyncio.sleep(max(timeout_s, 0.0))
+                return None
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+        samples = np.zeros((len(self._files), frames), dtype=np.float32)  # (channels, frames)
+        for row, file in zip(samples, self._files):
+            file.read(frames, dtype="float32", out=row)
+        start = self._read_frames
+        self._read_frames += frames
+        return Block(samples, start, self.sample_rate)
+
+    async def stop(self) -> None:
+        files, self._files = self._files, None
+        for file in files or []:
+            file.close()
+
+
+def _soundfile() -> Any:
+    """soundfile, imported when files are first read (it loads libsndfile)."""
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:
+        raise AudioSourceError(f"reading audio files needs soundfile and libsndfile ({exc})") from exc
+    return soundfile
+
+
+def _info(soundfile: Any, path: Path) -> Any:
+    try:
+        return soundfile.info(str(path))
+    except (soundfile.SoundFileError, OSError) as exc:
+        raise AudioSourceError(f"{path}: cannot read audio ({exc})") from exc
