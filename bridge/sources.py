@@ -273,6 +273,7 @@ class JackSource(_StartStop):
         self._usable_frames = max(1, round(self.ring_seconds * self.sample_rate))
         self._ring_frames = self._usable_frames + guard_frames
         self._ring = np.zeros((len(self.channel_names), self._ring_frames), dtype=np.float32)
+        self._ring.fill(0.0)  # touch every page now: a page fault in the JACK thread costs a period
         self._rows = list(self._ring)
         self._written_frames = 0
         self._read_frames = 0

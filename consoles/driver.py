@@ -30,6 +30,10 @@ Listener = Callable[[DeskEvent], None]
 
 #: Backoff between reconnect attempts, seconds; the last value repeats.
 RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: An engineer's move that arrives this soon after one of our writes to the same
+#: fader may have been overwritten by that write at the desk: it is sent back once,
+#: so the engineer wins the race whatever order the desk saw.
+ENGINEER_WINS_WINDOW_S = 0.25
 
 
 class DeskOfflineError(DeskError):
@@ -65,6 +69,7 @@ class DriverStats:
     rejected: int = 0  # garbage, wrong type, foreign source
     own_echoes: int = 0
     resent: int = 0  # writes sent again because the desk still showed the value from before them
+    reasserted: int = 0  # engineer moves sent back because one of our writes may have crossed them
     reconnects: int = 0
 
 
@@ -140,6 +145,7 @@ class OscDeskDriver:
         self._last_sent: dict[str, int] = {}  # address -> step the bridge last sent
         self._unconfirmed: dict[str, _Unconfirmed] = {}
         self._last_write_at: dict[str, float] = {}
+        self._bridge_write_at: dict[str, float] = {}  # writes the bridge chose (not resends)
         self._polls: dict[str, float] = {}  # fader address -> when its poll query went out
         self._pending: dict[str, _PendingWrite] = {}
         self._transport: asyncio.DatagramTransport | None = None
@@ -442,6 +448,8 @@ class OscDeskDriver:
             if not math.isnan(before):
                 self._unconfirmed[address] = _Unconfirmed(law.step_of(before), law.step_of(held))
         self._last_sent[address] = law.step_of(held)
+        if not resend:
+            self._bridge_write_at[address] = self._now()
         self._last_write_at[address] = self._now()
         self.stats.writes += 1
         target = self._by_address.get(address)
@@ -493,6 +501,8 @@ class OscDeskDriver:
                 return
             changed = math.isnan(view.fader) or p.law.step_of(view.fader) != step
             self._store_fader(view, held)
+            if changed and source == "external":
+                self._engineer_wins(message.address, held, now)
             if changed:
                 self._emit(FaderMoved(target.channel, held, view.fader_db, source, now))
         elif target.kind == "mute":
@@ -535,6 +545,12 @@ class OscDeskDriver:
             return True
         del self._unconfirmed[address]
         return False
+
+    def _engineer_wins(self, address: str, held: float, now: float) -> None:
+        """Send an engineer's move back once when our last write may have crossed it on the way."""
+        if now - self._bridge_write_at.pop(address, -math.inf) < ENGINEER_WINS_WINDOW_S:
+            self.stats.reasserted += 1
+            self._write(address, held, resend=True)
 
     def _store_fader(self, view: ChannelView, held: float) -> None:
         view.fader = held

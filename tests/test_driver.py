@@ -225,3 +225,29 @@ async def test_a_lost_write_is_sent_again_not_taken_for_an_engineer_move(x32_sim
         await wait_for(lambda: abs(x32_sim.fader_db(1) + 12.0) < 0.1, timeout_s=2.5)  # the poll found it, the resend fixed it
         assert driver.stats.resent == 1
         assert not any(isinstance(e, FaderMoved) and e.source == "external" for e in events)
+
+
+async def test_the_engineer_wins_a_race_with_a_crossing_write(x32_sim):
+    events: list = []
+    async with driver_for(x32_sim) as driver:
+        driver.add_listener(events.append)
+        driver.set_fader_db(1, -6.0)  # on its way to the desk ...
+        x32_sim.move_fader_db(1, -20.0)  # ... while a hand moves the fader: the desk takes our write last
+        await wait_for(lambda: any(isinstance(e, FaderMoved) and e.source == "external" for e in events))
+        await wait_for(lambda: abs(x32_sim.fader_db(1) + 20.0) < 0.1)  # the engineer's level is back
+        await asyncio.sleep(1.3)  # a poll later, nothing has changed it again
+        assert x32_sim.fader_db(1) == pytest.approx(-20.0, abs=0.1)
+        assert driver.stats.reasserted == 1
+        assert driver.view[1].fader_db == pytest.approx(-20.0, abs=0.1)
+
+
+async def test_a_hand_that_keeps_moving_is_not_fought(x32_sim):
+    async with driver_for(x32_sim) as driver:
+        driver.set_fader_db(1, -6.0)
+        await asyncio.sleep(0.02)
+        for db in (-8.0, -10.0, -12.0, -14.0):  # one continuous gesture after our write
+            x32_sim.move_fader_db(1, db)
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        assert driver.stats.reasserted <= 1
+        assert x32_sim.fader_db(1) == pytest.approx(-14.0, abs=0.1)
