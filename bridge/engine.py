@@ -90,6 +90,7 @@ class Engine:
         self.state = P.initial_state(self.config)
         self._clock = clock
         self._desk_events: list[DeskEvent] = []
+        self._listeners: list[Callable[[dict[str, object]], None]] = []
         self._commands: list[Command] = []
         self._stop = asyncio.Event()
         self._latencies_ms: deque[float] = deque(maxlen=1200)
@@ -102,6 +103,19 @@ class Engine:
         self._started_at = math.nan
         self.status = EngineStatus(show=show.name, model=model.card.name, desk=str(show.desk))
         driver.add_listener(self._on_desk_event)
+
+    def add_listener(self, listener: Callable[[dict[str, object]], None]) -> None:
+        """Call ``listener`` with every record the engine journals (moves, events, desk changes)."""
+        self._listeners.append(listener)
+
+    def _record(self, kind: str, **fields: object) -> None:
+        """Journal a record, then show it to the listeners (telemetry); a failing listener never stops the loop."""
+        self.journal.write(kind, **fields)
+        for listener in self._listeners:
+            try:
+                listener({"kind": kind, **fields})
+            except Exception:
+                log.exception("engine listener failed on %s", kind)
 
     def _on_desk_event(self, event: DeskEvent) -> None:
         self._desk_events.append(event)
@@ -142,7 +156,7 @@ class Engine:
         """
         frames = frame_samples(self.source.sample_rate)
         self._model_state = self.model.initial_state(len(self._analysed), self.source.sample_rate)
-        self.journal.write("start", show=self.show.name, model=self.model.card.name, desk=str(self.show.desk),
+        self._record("start", show=self.show.name, model=self.model.card.name, desk=str(self.show.desk),
                            channels=[c.desk_channel for c in self.show.channels])
         started_at: float | None = None
         try:
@@ -174,7 +188,7 @@ class Engine:
             now = self._now(None) if self.source.realtime else self.state.last_step_s
             self.state, events = P.disarm(self.state, now if math.isfinite(now) else 0.0, "bridge stopped")
             self._journal_events(events)
-            self.journal.write("stop", steps=self.status.steps, moves=self.status.moves)
+            self._record("stop", steps=self.status.steps, moves=self.status.moves)
             self._refresh_status()
         return self.status
 
@@ -194,7 +208,7 @@ class Engine:
             message = f"{type(exc).__name__}: {exc}"
             if message != self._last_model_error:
                 log.error("model %s failed: %s", self.model.card.name, message)
-                self.journal.write("model-error", error=message)
+                self._record("model-error", error=message)
             self._last_model_error = message
             self.status.model_errors += 1
         self._gains_db = gains
@@ -227,19 +241,19 @@ class Engine:
         for event in events:
             if isinstance(event, FaderMoved):
                 self.status.engineer_moves += 1
-                self.journal.write("desk", what="fader", ch=event.channel, db=encode_db(event.db), source=event.source)
+                self._record("desk", what="fader", ch=event.channel, db=encode_db(event.db), source=event.source)
                 self.state, policy_events = P.desk_moved(self.config, self.state, event.channel, event.db, now)
                 self._journal_events(policy_events)
             elif isinstance(event, MuteChanged):
-                self.journal.write("desk", what="mute", ch=event.channel, muted=event.muted, source=event.source)
+                self._record("desk", what="mute", ch=event.channel, muted=event.muted, source=event.source)
             elif isinstance(event, DeskLost):
-                self.journal.write("desk", what="lost", reason=event.reason)
+                self._record("desk", what="lost", reason=event.reason)
                 self.status.last_events.append(f"desk lost: {event.reason}")
             elif isinstance(event, DeskConnected):
-                self.journal.write("desk", what="connected", model=event.model, reconnect=event.reconnect)
+                self._record("desk", what="connected", model=event.model, reconnect=event.reconnect)
                 self.status.last_events.append(f"desk {'reconnected' if event.reconnect else 'connected'}: {event.model}")
             elif isinstance(event, PacketRejected):
-                self.journal.write("desk", what="rejected", reason=event.reason, peer=event.peer)
+                self._record("desk", what="rejected", reason=event.reason, peer=event.peer)
 
     def _apply_commands(self, now: float) -> None:
         commands, self._commands = self._commands, []
@@ -259,7 +273,7 @@ class Engine:
                     self.state, events = P.set_mode(self.state, int(channel), str(mode), now)  # type: ignore[arg-type]
                     self._journal_events(events)
             except (P.ArmRefused, JournalError, ValueError, KeyError) as exc:
-                self.journal.write("refused", command=name, reason=str(exc))
+                self._record("refused", command=name, reason=str(exc))
                 self.status.last_events.append(f"{name} refused: {exc}")
 
     def _arm(self, now: float) -> None:
@@ -276,15 +290,15 @@ class Engine:
             try:
                 self.driver.set_fader_db(move.channel, move.to_db)
             except DeskOfflineError:
-                self.journal.write("unsent", ch=move.channel, to=encode_db(move.to_db), reason="desk offline")
+                self._record("unsent", ch=move.channel, to=encode_db(move.to_db), reason="desk offline")
                 continue
             self.status.moves += 1
-            self.journal.write("move", ch=move.channel, **{"from": encode_db(move.from_db)}, to=encode_db(move.to_db),
+            self._record("move", ch=move.channel, **{"from": encode_db(move.from_db)}, to=encode_db(move.to_db),
                                reason=move.reason)
 
     def _journal_events(self, events: list[P.PolicyEvent]) -> None:
         for event in events:
-            self.journal.write("event", what=event.kind, detail=event.detail, ch=event.channel)
+            self._record("event", what=event.kind, detail=event.detail, ch=event.channel)
             where = f" ch{event.channel}" if event.channel is not None else ""
             self.status.last_events.append(f"{event.kind}{where}: {event.detail}" if event.detail else f"{event.kind}{where}")
 
