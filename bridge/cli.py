@@ -169,8 +169,9 @@ def _load_show_or_fail(path: str, desk: str | None) -> Show:
 @click.option("--desk", "desk", metavar="HOST[:PORT]", help="Reach this desk instead of the show file's.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.05, 30.0), default=0.5, show_default=True,
               help="Seconds to wait for each answer (three tries).")
+@click.option("--jack-server", default=None, help="Name of the JACK server whose ports to list (default: the default server).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def check(show_file: str, desk: str | None, timeout_s: float, as_json: bool) -> None:
+def check(show_file: str, desk: str | None, timeout_s: float, jack_server: str | None, as_json: bool) -> None:
     """Validate a show file, reach its desk and show what the desk holds.
 
     Nothing is written to the desk. Exits non-zero when the show file is
@@ -182,12 +183,13 @@ def check(show_file: str, desk: str | None, timeout_s: float, as_json: bool) -> 
     """
     show = _load_show_or_fail(show_file, desk)
     report = _run_async(lambda: _inspect_desk(show, timeout_s))
+    report["jack"] = _inspect_jack(show, jack_server)
     problems = report["problems"]
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         _print_check(report)
-    if problems:
+    if problems or report["jack"]["missing"]:
         sys.exit(1)
 
 
@@ -219,6 +221,23 @@ async def _inspect_desk(show: Show, timeout_s: float) -> dict[str, Any]:
         await driver.close()
 
 
+def _inspect_jack(show: Show, server_name: str | None) -> dict[str, Any]:
+    """Which of the show's ports a running JACK server offers; no server is a note, not a failure."""
+    from .sources import AudioSourceError, jack_output_ports, match_port
+
+    try:
+        ports = jack_output_ports(server_name)
+    except AudioSourceError as exc:
+        return {"running": False, "note": str(exc), "ports": [], "missing": []}
+    missing = []
+    for mapped in show.channels:
+        try:
+            match_port(mapped.port, ports)
+        except AudioSourceError:
+            missing.append(mapped.port)
+    return {"running": True, "ports": ports, "missing": missing}
+
+
 def _print_check(report: dict[str, Any]) -> None:
     console = _console()
     console.print(f"show {report['show']} ({report['file']}): valid, profile {report['profile']}")
@@ -231,6 +250,14 @@ def _print_check(report: dict[str, Any]) -> None:
         table.add_row(str(ch["desk_channel"]), ch["port"], ch["show_name"], ch["desk_name"] or "-",
                       _format_db(math.nan if db is None else db), "muted" if ch["muted"] else "on", ch["mode"])
     console.print(table)
+    jack = report["jack"]
+    if jack["running"]:
+        console.print(f"JACK: {len(jack['ports'])} output ports: {', '.join(jack['ports'][:8])}"
+                      f"{' ...' if len(jack['ports']) > 8 else ''}")
+        for port in jack["missing"]:
+            console.print(f"problem: the show taps JACK port {port!r}, which this server does not offer")
+    else:
+        console.print(f"JACK: {jack['note']}")
     for note in report["notes"]:
         console.print(f"note: {note}")
     for problem in report["problems"]:
@@ -337,7 +364,7 @@ def demo(headless: bool, out_dir: Path, desk: str, model: str, multitrack: Path 
     click.echo(f"  {summary.moves} fader moves, {summary.desk_writes} desk writes ({summary.writes_per_minute:g} per minute), "
                f"{summary.engineer_moves} engineer move(s) respected")
     if error:
-        click.echo(f"  gain error vs the target balance: median {error['bridge_median']:.1f} dB, max {error['bridge_max']:.1f} dB "
+        click.echo(f"  gain error vs the target balance (channels the engineer left to the bridge): median {error['bridge_median']:.1f} dB, max {error['bridge_max']:.1f} dB "
                    f"(unity faders: median {error['raw_median']:.1f} dB, max {error['raw_max']:.1f} dB)")
     for name, path in summary.files.items():
         click.echo(f"  {name:8} {path}")

@@ -132,7 +132,8 @@ async def run_demo(options: DemoOptions) -> DemoSummary:
                         await driver.sync()  # the bridge hears the hand before its next step
 
             done = asyncio.Event()
-            view = (live_view(engine.refresh, {"k": engine.kill, "q": engine.stop}, done) if interactive
+            keys = {"a": engine.arm, "d": engine.disarm, "k": engine.kill, "q": engine.stop}
+            view = (live_view(engine.refresh, keys, done, source.duration_s) if interactive
                     else headless_log(engine.refresh, done, period_s=1.0))
             view_task = asyncio.create_task(view)
             try:
@@ -146,7 +147,7 @@ async def run_demo(options: DemoOptions) -> DemoSummary:
             await driver.close()
             journal.close()
         writes = desk.stats.total_writes()
-    return _write_outputs(options, show, status, automation, writes, journal.path)
+    return _write_outputs(options, show, status, automation, writes, journal.path, engineer_channel)
 
 
 def _gains_per_sample(automation: Automation, rate: int, frames: int) -> np.ndarray:
@@ -168,13 +169,17 @@ def _read_multitrack(folder: Path) -> tuple[np.ndarray, int]:
     return np.stack([np.pad(c, (0, length - len(c))) for c in channels]), rate
 
 
-def _gain_error(show: Show, target_path: Path, faders_db: list[float]) -> dict[str, float]:
-    """|fader - target| with the common offset removed: the bridge's final faders vs unity (raw)."""
+def _gain_error(show: Show, target_path: Path, faders_db: list[float], engineer_channel: int) -> dict[str, float]:
+    """|fader - target| with the common offset removed: the bridge's final faders vs unity (raw).
+
+    The channel the engineer took over is left out: its level is the engineer's call, by design.
+    """
     if not target_path.exists():
         return {}
     targets = tomllib.loads(target_path.read_text())["target"]["fader_db"]
     names = sorted(p.stem for p in target_path.parent.iterdir() if p.suffix.lower() in (".wav", ".flac"))
-    pairs = [(faders_db[i], targets[name]) for i, name in enumerate(names) if name in targets and math.isfinite(faders_db[i])]
+    pairs = [(faders_db[i], targets[name]) for i, name in enumerate(names)
+             if name in targets and math.isfinite(faders_db[i]) and show.channels[i].desk_channel != engineer_channel]
     if not pairs:
         return {}
 
@@ -215,7 +220,7 @@ def _plot(path: Path, show: Show, automation: Automation) -> None:
 
 
 def _write_outputs(options: DemoOptions, show: Show, status: EngineStatus, automation: Automation, writes: int,
-                   journal_path: Path) -> DemoSummary:
+                   journal_path: Path, engineer_channel: int) -> DemoSummary:
     import soundfile as sf
 
     signals, rate = _read_multitrack(options.multitrack)
@@ -230,7 +235,7 @@ def _write_outputs(options: DemoOptions, show: Show, status: EngineStatus, autom
         desk=show.profile.name, model=status.model, seconds=round(seconds, 2), moves=status.moves, desk_writes=writes,
         writes_per_minute=round(writes / (seconds / 60.0), 1), engineer_moves=status.engineer_moves,
         final_faders_db={c.name: round(db, 2) if math.isfinite(db) else -999.0 for c, db in zip(show.channels, final)},
-        gain_error_db={k: round(v, 2) for k, v in _gain_error(show, options.multitrack / "target.toml", final).items()},
+        gain_error_db={k: round(v, 2) for k, v in _gain_error(show, options.multitrack / "target.toml", final, engineer_channel).items()},
         latency_ms={k: round(v, 3) for k, v in status.latency_ms.items()},
         files={"mix": str(out / "mix.wav"), "raw": str(out / "raw.wav"), "plot": str(out / "faders.png"),
                "journal": str(journal_path), "summary": str(out / "summary.json")},

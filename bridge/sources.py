@@ -175,6 +175,27 @@ def _jack_says(message: str) -> None:
     log.debug("libjack: %s", message)
 
 
+def jack_output_ports(server_name: str | None = None, client_name: str = "ailive-check") -> list[str]:
+    """The audio output ports a running JACK server offers (the desk's capture channels among them).
+
+    Raises :class:`AudioSourceError` when no server runs; starts none.
+    """
+    try:
+        import jack
+    except (ImportError, OSError) as exc:
+        raise AudioSourceError(f"the JACK library is not available ({exc}); install jackd2 and JACK-Client") from exc
+    jack.set_error_function(_jack_says)
+    jack.set_info_function(_jack_says)
+    try:
+        client = jack.Client(client_name, no_start_server=True, servername=server_name)
+    except jack.JackOpenError as exc:
+        raise AudioSourceError(_no_server_message(server_name)) from exc
+    try:
+        return [port.name for port in client.get_ports(is_output=True, is_audio=True)]
+    finally:
+        client.close()
+
+
 class JackSource(_StartStop):
     """The desk's inputs as JACK input ports, one per channel, read through a lock-free ring.
 

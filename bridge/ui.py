@@ -29,8 +29,13 @@ def _db(value: float, width: int = 6) -> str:
     return f"{value:+.1f}".rjust(width)
 
 
-def render(status: EngineStatus) -> Group:
-    """The live view: one header line, one row per channel, the latest events."""
+def progress_bar(done_s: float, total_s: float, width: int = 30) -> Text:
+    filled = int(width * min(max(done_s / total_s, 0.0), 1.0)) if total_s > 0 else 0
+    return Text(f"[{'#' * filled}{'.' * (width - filled)}] {done_s:5.1f} / {total_s:.1f} s")
+
+
+def render(status: EngineStatus, total_s: float | None = None) -> Group:
+    """The live view: one header line, one row per channel, the latest events (and progress, for files)."""
     armed = Text("ARMED", style="bold red") if status.armed else Text("disarmed", style="bold green")
     desk = Text(f"desk {status.desk} ", style="") + (Text("connected", style="green") if status.desk_connected
                                                        else Text("LOST", style="bold red"))
@@ -50,6 +55,8 @@ def render(status: EngineStatus) -> Group:
         table.add_row(str(ch.channel), ch.name, _db(ch.level_db), _db(ch.proposed_db), _db(ch.fader_db), mode, ch.reason)
     events = Text("\n".join(status.last_events), style="dim")
     keys = Text("keys: a arm  d disarm  k kill (restore snapshot)  q quit", style="dim")
+    if total_s is not None:
+        return Group(header, progress_bar(status.audio_time_s, total_s), table, events, keys)
     return Group(header, table, events, keys)
 
 
@@ -81,7 +88,8 @@ def _cbreak(stream) -> Iterator[bool]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-async def live_view(refresh: Callable[[], EngineStatus], keys: dict[str, Callable[[], None]], done: asyncio.Event) -> None:
+async def live_view(refresh: Callable[[], EngineStatus], keys: dict[str, Callable[[], None]], done: asyncio.Event,
+                    total_s: float | None = None) -> None:
     """Draw the live view until ``done``; map single keys to commands."""
     loop = asyncio.get_running_loop()
     with _cbreak(sys.stdin) as interactive:
@@ -93,10 +101,10 @@ async def live_view(refresh: Callable[[], EngineStatus], keys: dict[str, Callabl
 
             loop.add_reader(sys.stdin.fileno(), on_key)
         try:
-            with Live(render(refresh()), refresh_per_second=4, transient=False) as live:
+            with Live(render(refresh(), total_s), refresh_per_second=4, transient=False) as live:
                 while not done.is_set():
                     await asyncio.sleep(0.25)
-                    live.update(render(refresh()))
+                    live.update(render(refresh(), total_s))
         finally:
             if interactive:
                 loop.remove_reader(sys.stdin.fileno())

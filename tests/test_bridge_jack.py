@@ -138,3 +138,22 @@ def test_sixty_seconds_of_sixteen_channels_without_an_xrun(jack_server, tmp_path
         assert xruns == 0
     finally:
         sim.stop()
+
+
+def test_check_lists_jack_ports_and_flags_missing_ones(jack_server, tmp_path):
+    sim = RunningSim("x32")
+    try:
+        with JackPlayer(jack_server.name, band(HOT_KICK, seconds=1.0), RATE) as player:
+            good = show_file_for(tmp_path / "good.toml", player.output_ports, sim.port)
+            result = ailive("check", str(good), "--jack-server", jack_server.name, "--json")
+            assert result.returncode == 0, result.stderr
+            report = __import__("json").loads(result.stdout)
+            assert report["jack"]["running"] and set(player.output_ports) <= set(report["jack"]["ports"])
+            bad = show_file_for(tmp_path / "bad.toml", [*player.output_ports[:7], "nosuch:out_9"], sim.port)
+            result = ailive("check", str(bad), "--jack-server", jack_server.name)
+            assert result.returncode == 1
+            assert "problem: the show taps JACK port 'nosuch:out_9'" in result.stdout
+        no_server = ailive("check", str(good), "--jack-server", "ailive-no-such-server")
+        assert no_server.returncode == 0 and "no JACK server named 'ailive-no-such-server'" in no_server.stdout
+    finally:
+        sim.stop()
