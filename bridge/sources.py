@@ -175,11 +175,8 @@ def _jack_says(message: str) -> None:
     log.debug("libjack: %s", message)
 
 
-def jack_output_ports(server_name: str | None = None, client_name: str = "ailive-check") -> list[str]:
-    """The audio output ports a running JACK server offers (the desk's capture channels among them).
-
-    Raises :class:`AudioSourceError` when no server runs; starts none.
-    """
+def _open_client(client_name: str, server_name: str | None) -> tuple[Any, Any]:
+    """Import JACK and open a client on a running server, never starting one; errors say how to fix it."""
     try:
         import jack
     except (ImportError, OSError) as exc:
@@ -187,9 +184,19 @@ def jack_output_ports(server_name: str | None = None, client_name: str = "ailive
     jack.set_error_function(_jack_says)
     jack.set_info_function(_jack_says)
     try:
-        client = jack.Client(client_name, no_start_server=True, servername=server_name)
+        return jack, jack.Client(client_name, no_start_server=True, servername=server_name)
     except jack.JackOpenError as exc:
-        raise AudioSourceError(_no_server_message(server_name)) from exc
+        if exc.status.server_failed:
+            raise AudioSourceError(_no_server_message(server_name)) from exc
+        raise AudioSourceError(f"cannot open JACK client {client_name!r}: {exc.status}") from exc
+
+
+def jack_output_ports(server_name: str | None = None, client_name: str = "ailive-check") -> list[str]:
+    """The audio output ports a running JACK server offers (the desk's capture channels among them).
+
+    Raises :class:`AudioSourceError` when no server runs; starts none.
+    """
+    _, client = _open_client(client_name, server_name)
     try:
         return [port.name for port in client.get_ports(is_output=True, is_audio=True)]
     finally:
@@ -265,18 +272,7 @@ class JackSource(_StartStop):
     async def start(self) -> None:
         if self._client is not None:
             return
-        try:
-            import jack
-        except (ImportError, OSError) as exc:
-            raise AudioSourceError(f"the JACK library is not available ({exc}); install jackd2 and JACK-Client") from exc
-        jack.set_error_function(_jack_says)
-        jack.set_info_function(_jack_says)
-        try:
-            client = jack.Client(self.client_name, no_start_server=True, servername=self.server_name)
-        except jack.JackOpenError as exc:
-            if exc.status.server_failed:
-                raise AudioSourceError(_no_server_message(self.server_name)) from exc
-            raise AudioSourceError(f"cannot open JACK client {self.client_name!r}: {exc.status}") from exc
+        jack, client = _open_client(self.client_name, self.server_name)
         try:
             self._open(jack, client)
         except BaseException:

@@ -19,6 +19,7 @@ from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.show import DeskAddress, load_show
 from ailive.models.registry import load_model
 from tests.conftest import wait_for
+from tests.signals import noise_channels
 from tests.jackserver import JackPlayer, jack_server  # noqa: F401
 from tests.test_cli import AILIVE, RunningSim, ailive, desk_faders
 
@@ -27,14 +28,7 @@ RATE = 48000
 
 
 def band(levels_db: list[float | None], seconds: float = 4.0, seed: int = 11) -> np.ndarray:
-    """Noise per channel at the given RMS level; None is silence.  -> (channels, frames)"""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    out = np.zeros((len(levels_db), n), dtype=np.float32)
-    for i, level in enumerate(levels_db):
-        if level is not None:
-            out[i] = rng.standard_normal(n) * 10 ** (level / 20)
-    return out
+    return noise_channels(levels_db, seconds, RATE, seed)
 
 
 HOT_KICK = [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0]

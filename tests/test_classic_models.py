@@ -3,19 +3,14 @@ import numpy as np
 import pytest
 
 from ailive.models.base import frame_samples
+from tests import signals
 from ailive.models.registry import UnknownModelError, load_model, model_names
 
 RATE = 48000
 
 
 def noise_channels(levels_db, seconds=4.0, seed=0):
-    rng = np.random.default_rng(seed)
-    n = int(RATE * seconds)
-    out = np.zeros((len(levels_db), n), dtype=np.float32)
-    for i, level in enumerate(levels_db):
-        if level is not None:
-            out[i] = rng.standard_normal(n) * 10 ** (level / 20)
-    return out
+    return signals.noise_channels(levels_db, seconds, RATE, seed)
 
 
 def run(model, signals):
