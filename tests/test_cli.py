@@ -227,3 +227,29 @@ def test_run_without_a_jack_server_says_how_to_start_one(sim_process):
     sim = sim_process("x32")
     result = ailive("run", str(EXAMPLE), "--desk", f"127.0.0.1:{sim.port}", "--jack-server", "ailive-no-such-server")
     assert_one_line_error(result, r"JACK server.*jackd")
+
+
+def test_sigint_disarms_and_leaves_the_faders_where_they_are(sim_process, tmp_path):
+    sim = sim_process("x32")
+    stems = make_stems(tmp_path / "stems", seconds=30.0)
+    journal = tmp_path / "j"
+    bridge = subprocess.Popen([*AILIVE, "run", str(EXAMPLE), "--source", str(stems), "--desk", f"127.0.0.1:{sim.port}",
+                               "--arm", "--arm-after", "0.2", "--headless", "--journal", str(journal)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    record = journal / "x32-demo.jsonl"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (record.exists() and record.read_text().count('"kind": "move"') > 10):
+        time.sleep(0.1)
+    bridge.send_signal(signal.SIGINT)
+    _, stderr = bridge.communicate(timeout=10)
+    assert bridge.returncode == 0, stderr
+    assert "stopped:" in stderr and "Traceback" not in stderr
+    records = [json.loads(line) for line in record.read_text().splitlines()]
+    assert records[-1]["kind"] == "stop"
+    assert any(r["kind"] == "event" and r["what"] == "disarmed" and r["detail"] == "bridge stopped" for r in records)
+    last_moves = {r["ch"]: r["to"] for r in records if r["kind"] == "move"}
+    time.sleep(0.3)
+    faders = desk_faders(sim.port)
+    for ch, db in last_moves.items():
+        assert faders[ch] == pytest.approx(db, abs=0.05)  # no restore, no jump: where the bridge left them
+    assert faders[1] < -1.0
