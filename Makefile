@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system
 PYTEST_ARGS ?=
 
-.PHONY: all setup system test demo clean
+.PHONY: all setup system test demo bench clean
 
 all: test
 
@@ -34,6 +34,10 @@ test: setup
 
 demo: setup
 	$(BIN)/ailive demo --headless
+
+bench: setup
+	$(BIN)/python benchmarks/control_step.py
+	$(BIN)/python benchmarks/desk_tracking.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

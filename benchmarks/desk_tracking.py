@@ -68,13 +68,14 @@ async def measure(moves: int) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--moves", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=RESULTS / "desk_tracking.json")
     args = parser.parse_args()
     results = asyncio.run(measure(args.moves))
     print(f"{'measure':28} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, row in results.items():
         print(f"{name:28} {row['n']:5d} {row['p50_ms']:8.3f} {row['p90_ms']:8.3f} {row['p99_ms']:8.3f} {row['max_ms']:8.3f}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "desk_tracking.json"
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": platform.platform(), "python": platform.python_version(), **results}, indent=2))
     print(f"saved {out}")
 

@@ -93,7 +93,7 @@ class Engine:
         self._listeners: list[Callable[[dict[str, object]], None]] = []
         self._commands: list[Command] = []
         self._stop = asyncio.Event()
-        self._latencies_ms: deque[float] = deque(maxlen=1200)
+        self._latencies_ms: deque[float] = deque(maxlen=4096)
         self._analysed = [i for i, c in enumerate(show.channels) if c.mode != "excluded"]
         self._levels_db = np.full(len(show.channels), SILENCE_DB)
         self._gains_db = np.full(len(show.channels), math.nan)

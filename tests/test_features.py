@@ -33,3 +33,15 @@ def test_streamed_k_weighting_matches_pyloudnorm(rate):
     meter = pyln.Meter(rate)
     reference = [meter.integrated_loudness(channel) for channel in signals]
     assert ours == pytest.approx(reference, abs=0.05)
+
+
+def test_filter_state_is_flushed_in_silence_instead_of_going_subnormal():
+    weighting = KWeighting(48000)
+    state = weighting.initial_state(1)
+    burst = np.random.default_rng(0).standard_normal((1, 2400)).astype(np.float32)
+    _, state = weighting.mean_square(burst, state)
+    silence = np.zeros((1, 2400), dtype=np.float32)
+    for _ in range(400):  # 20 s of digital silence
+        ms, state = weighting.mean_square(silence, state)
+    assert not np.any((state != 0) & (np.abs(state) < np.finfo(np.float64).tiny))
+    assert np.all(state == 0.0) and ms[0] == 0.0
