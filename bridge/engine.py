@@ -21,7 +21,7 @@ import numpy as np
 from ailive.consoles.driver import DeskOfflineError, OscDeskDriver
 from ailive.consoles.events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, PacketRejected
 from ailive.consoles.show import Show
-from ailive.models.base import GainModel, frame_samples
+from ailive.models.base import FRAME_S, GainModel, frame_samples
 from ailive.models.features import SILENCE_DB, rms_db
 
 from . import policy as P
@@ -161,10 +161,13 @@ class Engine:
         started_at: float | None = None
         try:
             while not self._stop.is_set():
+                asked_at = asyncio.get_running_loop().time()
                 try:
                     block = await self.source.next_block(frames, timeout_s=self.show.policy.stale_audio_s)
                 except EndOfSource:
                     break
+                if block is None:  # no audio (a dead server answers at once): keep the control rate, never spin
+                    await asyncio.sleep(max(0.0, FRAME_S - (asyncio.get_running_loop().time() - asked_at)))
                 began = time.perf_counter()
                 now = self._now(block.time_s if block is not None else None)
                 if started_at is None:

@@ -20,7 +20,7 @@ from ailive.consoles.show import DeskAddress, load_show
 from ailive.models.registry import load_model
 from tests.conftest import wait_for
 from tests.signals import noise_channels
-from tests.jackserver import JackPlayer, jack_server  # noqa: F401
+from tests.jackserver import JackPlayer, jack_server, own_jack_server  # noqa: F401
 from tests.test_cli import AILIVE, RunningSim, ailive, desk_faders
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "x32-demo.toml"
@@ -151,3 +151,27 @@ def test_check_lists_jack_ports_and_flags_missing_ones(jack_server, tmp_path):
         assert no_server.returncode == 0 and "no JACK server named 'ailive-no-such-server'" in no_server.stdout
     finally:
         sim.stop()
+
+
+async def test_a_dead_jack_server_holds_every_fader_and_the_loop_keeps_its_pace(own_jack_server, x32_sim, tmp_path):
+    with JackPlayer(own_jack_server.name, band(HOT_KICK), RATE) as player:
+        show = show_for(player, x32_sim.port)
+        source = JackSource([c.name for c in show.channels], [c.port for c in show.channels],
+                            client_name="ailive-bridge", server_name=own_jack_server.name)
+        await source.start()
+        async with OscDeskDriver(show.profile, "127.0.0.1", x32_sim.port, show.desk_channels) as driver:
+            with Journal(tmp_path / "j", show.name) as journal:
+                engine = Engine(show, source, driver, load_model("loudness"), journal)
+                task = asyncio.create_task(engine.run(arm_after_s=0.3))
+                await wait_for(lambda: engine.status.moves > 0, timeout_s=5.0)
+                own_jack_server.kill()
+                await wait_for(lambda: engine.state.hold == "held: stale audio", timeout_s=1.0)
+                writes = x32_sim.stats.total_writes()
+                steps = engine.status.steps
+                await asyncio.sleep(1.0)
+                assert x32_sim.stats.total_writes() == writes  # every fader held
+                assert 10 <= engine.status.steps - steps <= 30  # still stepping at the control rate, not spinning
+                assert driver.connected  # the desk link kept alive meanwhile
+                engine.stop()
+                await task
+        await source.stop()
