@@ -1,12 +1,17 @@
 """The async OSC desk driver: one generic class that speaks any profile's dialect.
 
-One UDP socket (desks answer to the sender's port), identification before
-anything else, subscription renewal, a full sweep of the mapped channels on
-connect and after every reconnect, pushed changes parsed into typed events
-with the engineer's moves marked ``external``, writes rate-limited per
+One UDP socket (desks answer to the sender's port; a desk that sends to a
+configured port instead is heard on that port, bound as ``local_port``),
+identification before anything else, subscription renewal, a full sweep of
+the mapped channels on connect and after every reconnect, pushed changes
+parsed into typed events with the engineer's moves marked ``external``,
+mapped faders polled every ``poll_period_s`` (a desk that never pushes hand
+moves, or a subscription another client took), writes rate-limited per
 address and skipped when the desk already holds the quantized value, and
 loss of the desk noticed within the profile's liveness timeout.
 Only addresses rendered from the profile's write table are ever sent a value.
+Every dialect difference (query form, answer shape, identification layout,
+echoes) is a profile setting read here; nothing asks which desk this is.
 """
 from __future__ import annotations
 
@@ -15,13 +20,18 @@ import ipaddress
 import logging
 import math
 import socket
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import osc
-from .errors import DeskError, DeskIdentityError, DeskUnreachableError, OscDecodeError
+from .errors import DeskError, DeskIdentityError, DeskUnreachableError, OscDecodeError, ProfileError
 from .events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, NameChanged, PacketRejected, Source
+from .faderlaw import clamp_to_range
 from .profile import Profile
+
+if TYPE_CHECKING:
+    from .show import Show
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +44,10 @@ RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: fader may have been overwritten by that write at the desk: it is sent back once,
 #: so the engineer wins the race whatever order the desk saw.
 ENGINEER_WINS_WINDOW_S = 0.25
+#: Linux reports ICMP "port unreachable" on an unconnected UDP socket only with
+#: IP_RECVERR (IPV6_RECVERR); it tells "nothing listens at the desk's port" from
+#: "the desk says nothing back". Python does not name these options.
+_RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
 
 
 class DeskOfflineError(DeskError):
@@ -71,6 +85,8 @@ class DriverStats:
     resent: int = 0  # writes sent again because the desk still showed the value from before them
     reasserted: int = 0  # engineer moves sent back because one of our writes may have crossed them
     reconnects: int = 0
+    clamped: int = 0  # fader values the desk reported outside the law's range (clamped, logged)
+    refused: int = 0  # ICMP port unreachable: nothing listens at the desk's port
 
 
 @dataclass
@@ -103,7 +119,7 @@ class _Protocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable: nothing listens at the desk address; liveness will notice.
-        log.debug("socket error from desk: %s", exc)
+        self.driver._on_socket_error(exc)
 
 
 class OscDeskDriver:
@@ -120,6 +136,7 @@ class OscDeskDriver:
         local_port: int = 0,
         reply_timeout_s: float = 0.5,
         retries: int = 3,
+        poll_period_s: float | None = None,
     ) -> None:
         self.profile = profile
         self.host = host
@@ -128,6 +145,11 @@ class OscDeskDriver:
         for ch in self.channels:
             profile.check_channel(ch)
         self.local_port = local_port
+        #: Every mapped fader is queried this often (0: never); the profile's period unless overridden.
+        self.poll_period_s = profile.poll_period_s if poll_period_s is None else poll_period_s
+        if self.poll_period_s < 0 or (not profile.pushes_hand_moves and self.poll_period_s <= 0):
+            raise ProfileError(f"{profile.name} does not push hand moves: the poll period must be > 0, "
+                               f"not {self.poll_period_s:g} s")
         self.reply_timeout_s = reply_timeout_s
         self.retries = retries
         self.view: dict[int, ChannelView] = {ch: ChannelView(ch) for ch in self.channels}
@@ -149,12 +171,37 @@ class OscDeskDriver:
         self._polls: dict[str, float] = {}  # fader address -> when its poll query went out
         self._pending: dict[str, _PendingWrite] = {}
         self._transport: asyncio.DatagramTransport | None = None
+        self._socket: socket.socket | None = None
+        self._clamping: dict[str, float] = {}  # address -> the bound its out-of-range reports were clamped to (logged once)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._peer: Peer | None = None
         self._last_rx = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._reconnecting: asyncio.Task[None] | None = None
         self._closed = False
+
+    @classmethod
+    def for_show(cls, show: "Show", **overrides: Any) -> "OscDeskDriver":
+        """The driver a show file asks for: its profile, desk address, mapped channels, trim permission,
+        the port a desk that does not answer the sender sends to, and the poll period.
+
+        ``overrides`` are constructor keywords that win (``reply_timeout_s``, ``channels``, ``profile`` ...).
+        """
+        profile = overrides.pop("profile", show.profile)
+        desk = show.desk
+        local_port = desk.receive_port
+        if local_port is None:
+            local_port = 0 if profile.replies_to_sender else (profile.receive_port or 0)
+        kwargs: dict[str, Any] = {
+            "host": desk.host,
+            "port": desk.port,
+            "channels": show.desk_channels,
+            "allow_trim": show.allow_trim,
+            "local_port": local_port,
+            "poll_period_s": desk.poll_period_s,
+        }
+        kwargs.update(overrides)
+        return cls(profile, **kwargs)
 
     # ----- public API --------------------------------------------------------------------
 
@@ -184,12 +231,20 @@ class OscDeskDriver:
             bind_host = str(desk_ip)
         else:
             bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            transport, _ = await self._loop.create_datagram_endpoint(
-                lambda: _Protocol(self), local_addr=(bind_host, self.local_port), family=family
-            )
+            sock.setblocking(False)
+            if sys.platform.startswith("linux"):
+                sock.setsockopt(*_RECVERR[family], 1)
+            sock.bind((bind_host, self.local_port))
+            transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
         except OSError as exc:
-            raise DeskError(f"cannot open a UDP socket on local port {self.local_port}: {exc.strerror}", self.host, self.port) from None
+            sock.close()
+            hint = "" if self.profile.replies_to_sender else \
+                f" (the port this machine hears the desk on; is it the desk's own receive port {self.port}, or taken by another app?)"
+            raise DeskError(f"cannot open a UDP socket on local port {self.local_port}: {exc.strerror}{hint}",
+                            self.host, self.port) from None
+        self._socket = sock
         self._transport = transport
         try:
             identity = await self._handshake()
@@ -220,6 +275,7 @@ class OscDeskDriver:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+            self._socket = None
         for waiters in self._waiters.values():
             for fut in waiters:
                 if not fut.done():
@@ -235,6 +291,19 @@ class OscDeskDriver:
 
     def fader_db(self, channel: int) -> float:
         return self.view[channel].fader_db
+
+    async def read_fader(self, channel: int) -> float:
+        """Ask the desk for a fader now; the wire value it holds (quantized, inside the law's range)."""
+        fader = self.profile.fader
+        reply = await self.query(fader.address_of(channel))
+        number = osc.as_finite_float(fader.value_in(reply.tags, reply.args))  # type: ignore[arg-type]
+        if number is None:
+            raise DeskError(f"the desk answered {reply.address} with ,{reply.tags}, not a fader value", self.host, self.port)
+        return self.profile.law.quantize(clamp_to_range(self.profile.law, number))
+
+    async def read_fader_db(self, channel: int) -> float:
+        """Ask the desk for a fader now, in dB (``-inf`` when off)."""
+        return self.profile.law.to_db(await self.read_fader(channel))
 
     def held_db(self, db: float) -> float:
         """The level the desk would hold if sent ``db``: compare against this, never the request."""
@@ -284,13 +353,13 @@ class OscDeskDriver:
         await self.query(self.profile.identify.probe)
 
     async def query(self, address: str, timeout_s: float | None = None) -> osc.OscMessage:
-        """Ask the desk for one node's value and wait for the matching reply (retried)."""
+        """Ask the desk for one node's value (in the profile's query form) and wait for the matching reply (retried)."""
         timeout_s = self.reply_timeout_s if timeout_s is None else timeout_s
         assert self._loop is not None
         for _ in range(self.retries):
             fut: asyncio.Future[osc.OscMessage] = self._loop.create_future()
             self._waiters.setdefault(address, []).append(fut)
-            self._send(address)
+            self._send(self.profile.query_of(address))
             try:
                 return await asyncio.wait_for(fut, timeout_s)
             except asyncio.TimeoutError:
@@ -314,24 +383,22 @@ class OscDeskDriver:
     async def _identify(self) -> DeskIdentity:
         ident = self.profile.identify
         replies: dict[str, tuple[osc.OscArg, ...]] = {}
+        refused_before = self.stats.refused
         try:
             first = await self.query(ident.queries[0])
         except DeskUnreachableError:
-            raise DeskUnreachableError(
-                f"no {self.profile.name} answered {ident.queries[0]} within {self.retries} x {self.reply_timeout_s:g} s: "
-                f"check the desk's IP address, its OSC port ({self.profile.port} for {self.profile.name}) and the network",
-                self.host, self.port,
-            ) from None
+            raise DeskUnreachableError(self._silence_reason(ident.queries[0], self.stats.refused > refused_before),
+                                       self.host, self.port) from None
         replies[first.address] = first.args
-        fields = [str(a) for a in first.args]
-        needed = max(ident.model_arg, ident.name_arg, ident.firmware_arg)
-        if len(fields) <= needed:
+        fields = ident.fields(first.args)
+        needed = ident.needed_fields
+        if len(fields) < needed:
             raise DeskIdentityError(
-                f"the desk's answer to {first.address} has {len(fields)} fields, a {self.profile.name} answers with {needed + 1}",
+                f"the desk's answer to {first.address} has {len(fields)} fields, a {self.profile.name} answers with {needed}",
                 self.host, self.port,
             )
         model = fields[ident.model_arg]
-        if model not in self.profile.models:
+        if not self.profile.is_model(model):
             raise DeskIdentityError(
                 f"the desk says it is a {model!r}, not one of the {self.profile.name} family ({', '.join(self.profile.models)})",
                 self.host, self.port,
@@ -341,7 +408,31 @@ class OscDeskDriver:
                 replies[extra] = (await self.query(extra)).args
             except DeskUnreachableError:
                 log.info("desk did not answer %s; identification continues without it", extra)
-        return DeskIdentity(model, fields[ident.firmware_arg], fields[ident.name_arg], replies)
+
+        def field_at(index: int | None) -> str:
+            return "" if index is None else fields[index]
+
+        return DeskIdentity(model, field_at(ident.firmware_arg), field_at(ident.name_arg), replies)
+
+    def _silence_reason(self, query: str, refused: bool) -> str:
+        """Why nothing answered, saying which side is silent where the socket can tell."""
+        p = self.profile
+        waited = f"{self.retries} x {self.reply_timeout_s:g} s"
+        if p.replies_to_sender:
+            where = f"nothing listens on UDP {self.port} at {self.host} (the host refused it); " if refused else ""
+            return (f"no {p.name} answered {query} within {waited}: {where}"
+                    f"check the desk's IP address, its OSC port ({p.port} for {p.name}) and the network")
+        local = self.local_address[1] if self.local_address else self.local_port
+        if refused:
+            return (f"no {p.name} answered {query} within {waited}: the desk's receive side is silent: nothing listens "
+                    f"on UDP {self.port} at {self.host} (the host refused it); set [desk] port to the port the desk's "
+                    f"External Control receives on")
+        return (f"no {p.name} answered {query} within {waited}: the desk's send side is silent: nothing came back to "
+                f"this machine's UDP port {local}, though nothing refused the query sent to {self.host}:{self.port}; "
+                f"set the desk's External Control to send to this machine on port {local} ([desk] receive_port), "
+                f"and check that it receives on port {self.port} ([desk] port)"
+                + ("; the desk feeds back one device at a time: another one may hold it"
+                   if p.feedback is not None and p.feedback.clients == 1 else ""))
 
     async def _handshake(self) -> DeskIdentity:
         identity = await self._identify()
@@ -371,7 +462,8 @@ class OscDeskDriver:
         last_renew = self._now()
         last_probe = -math.inf
         last_poll = self._now()
-        tick_s = min(0.25, p.liveness_timeout_s / 6, p.poll_period_s or math.inf)
+        poll_period_s = self.poll_period_s
+        tick_s = min(0.25, p.liveness_timeout_s / 6, poll_period_s / 2 if poll_period_s else math.inf)
         while not self._closed:
             await asyncio.sleep(tick_s)
             if not self.connected:
@@ -380,7 +472,7 @@ class OscDeskDriver:
             if now - last_renew >= renew_s:
                 self._subscribe()
                 last_renew = now
-            if p.poll_period_s and now - last_poll >= p.poll_period_s:
+            if poll_period_s and now - last_poll >= poll_period_s:
                 self._poll_faders(now)
                 last_poll = now
             silent_s = now - self._last_rx
@@ -396,7 +488,7 @@ class OscDeskDriver:
         for ch in self.channels:
             address = self.profile.fader.address_of(ch)
             self._polls[address] = now
-            self._send(address)
+            self._send(self.profile.query_of(address))
 
     def _is_stale_poll_reply(self, address: str) -> bool:
         """A poll answer may have left the desk before our latest write arrived: its value is old news."""
@@ -461,9 +553,28 @@ class OscDeskDriver:
         if pending is not None and self.connected:
             self._write(address, pending.value)
 
+    def _on_socket_error(self, exc: Exception) -> None:
+        """Count a refusal (nothing listens at the desk's port) and empty the socket's error queue."""
+        if isinstance(exc, ConnectionRefusedError):
+            self.stats.refused += 1
+        log.debug("socket error from desk: %s", exc)
+        flag = getattr(socket, "MSG_ERRQUEUE", 0)
+        while flag and self._socket is not None:  # queued ICMP reports hold receive-buffer memory until read
+            try:
+                self._socket.recvmsg(1, 1024, flag)
+            except OSError:
+                break
+
+    def _from_desk(self, peer: Peer) -> bool:
+        """A desk that answers the sender answers from its port; one that sends to a set port, from any of its ports."""
+        assert self._peer is not None
+        if self.profile.replies_to_sender:
+            return peer == self._peer
+        return ipaddress.ip_address(peer[0]) == ipaddress.ip_address(self._peer[0])
+
     def _on_datagram(self, data: bytes, peer: Peer) -> None:
         now = self._now()
-        if peer != self._peer:
+        if self._peer is None or not self._from_desk(peer):
             self.stats.rejected += 1
             self._emit(PacketRejected("datagram from a source that is not the desk", f"{peer[0]}:{peer[1]}", now))
             return
@@ -484,27 +595,34 @@ class OscDeskDriver:
     def _apply(self, message: osc.OscMessage, source: Source) -> None:
         """Update the view from a desk message; report changes as events."""
         target = self._by_address.get(message.address)
-        if target is None or len(message.args) != 1:
+        if target is None or not message.args:
             return
         view = self.view[target.channel]
-        value = message.args[0]
         now = self._now()
         p = self.profile
         if target.kind == "fader":
-            number = osc.as_finite_float(value)
-            if number is None or message.tags != p.fader.type:
+            number = osc.as_finite_float(p.fader.value_in(message.tags, message.args))  # type: ignore[arg-type]
+            if number is None:
                 self.stats.rejected += 1
                 return
+            number, clamped = self._in_range(message.address, number)
             held = p.law.quantize(number)
             step = p.law.step_of(held)
             if source == "external" and self._is_own_or_lost_write(message.address, step):
                 return
             changed = math.isnan(view.fader) or p.law.step_of(view.fader) != step
             self._store_fader(view, held)
-            if changed and source == "external":
+            if changed and source == "external" and not clamped:  # a clamped report is never sent back to the desk
                 self._engineer_wins(message.address, held, now)
             if changed:
                 self._emit(FaderMoved(target.channel, held, view.fader_db, source, now))
+            return
+        shape = p.mute if target.kind == "mute" else p.name_param
+        value = shape.value_in(message.tags, message.args)
+        if value is None and len(message.args) == 1:
+            value = message.args[0]  # a mute as ,i or ,f: either states it
+        if value is None:
+            self.stats.rejected += 1
         elif target.kind == "mute":
             number = osc.as_finite_float(value)
             if number is None:
@@ -518,6 +636,20 @@ class OscDeskDriver:
             if view.name != value:
                 view.name = value
                 self._emit(NameChanged(target.channel, value, source, now))
+
+    def _in_range(self, address: str, number: float) -> tuple[float, bool]:
+        """A fader value the desk cannot hold is clamped into the law's range and logged (once per excursion)."""
+        clamped = clamp_to_range(self.profile.law, number)
+        if clamped == number:
+            self._clamping.pop(address, None)
+            return number, False
+        self.stats.clamped += 1
+        if self._clamping.get(address) != clamped:
+            self._clamping[address] = clamped
+            low, high = self.profile.law.wire_range
+            log.warning("desk %s reported %s = %g, outside %g..%g: taken as %g", self.desk_address, address, number,
+                        low, high, clamped)
+        return clamped, True
 
     def _is_own_or_lost_write(self, address: str, step: int) -> bool:
         """Tell our own writes (echoed or polled back) and lost writes from engineer moves.

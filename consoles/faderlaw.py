@@ -50,6 +50,10 @@ class FaderLaw(Protocol):
     def off_value(self) -> float:
         """Wire value of a fader pulled all the way down."""
 
+    @property
+    def wire_range(self) -> tuple[float, float]:
+        """Lowest and highest wire value the desk can hold; a report outside it is clamped."""
+
 
 # X32 piecewise law: (lowest f of the segment, dB per unit f, dB at f = 0 of the segment line)
 _X32_SEGMENTS: tuple[tuple[float, float, float], ...] = (
@@ -110,6 +114,10 @@ class X32Law:
     def off_value(self) -> float:
         return 0.0
 
+    @property
+    def wire_range(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
 
 @dataclass(frozen=True)
 class DbLaw:
@@ -148,6 +156,10 @@ class DbLaw:
     def off_value(self) -> float:
         return self.min_db
 
+    @property
+    def wire_range(self) -> tuple[float, float]:
+        return (self.min_db, self.max_db)
+
 
 @dataclass(frozen=True)
 class LinearDbLaw:
@@ -180,6 +192,21 @@ class LinearDbLaw:
     @property
     def off_value(self) -> float:
         return 0.0
+
+    @property
+    def wire_range(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+
+def clamp_to_range(law: FaderLaw, value: float) -> float:
+    """``value`` moved into the law's wire range (a desk cannot hold anything outside it)."""
+    low, high = law.wire_range
+    return min(max(value, low), high)
+
+
+def position_of(law: FaderLaw, value: float) -> float:
+    """Where the desk holds ``value`` as a 0..1 fraction of its steps (what a dB desk reports beside the dB)."""
+    return law.step_of(value) / max(law.step_of(law.wire_range[1]), 1)
 
 
 def held_db(law: FaderLaw, db: float) -> float:

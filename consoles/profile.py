@@ -2,7 +2,15 @@
 
 A profile holds everything the generic OSC driver and simulator need:
 address templates, type tags, the fader law, identification, subscription
-and its lease, write-rate limit. Quirks are named settings, never name checks.
+and its lease, write-rate limit. Quirks are named settings, never name checks:
+``query_suffix`` (a query is the address plus it: DiGiCo "/?"), ``reply`` of a
+channel parameter (the fields of a query's answer: WING's fader ``,sff``),
+``identify.split`` and ``identify.model_match`` (one comma-joined identity
+string; model names matched by prefix), ``replies_to_sender`` with
+``receive_port`` (a desk that sends to a configured port), ``subscription.takeover``
+(one subscriber console-wide, the last requester takes it), ``[feedback]``
+(no subscription: one device gets everything, nothing expires),
+``echoes_own_writes``, ``pushes_hand_moves`` with ``poll_period_s``.
 """
 from __future__ import annotations
 
@@ -17,6 +25,14 @@ from .tomlschema import TableReader, read_toml
 
 SCHEMA_VERSION = 1
 OSC_TYPES = ("i", "f", "s")
+#: Fields a desk may put in the answer to a query, with their OSC types: the
+#: value itself (the parameter's own type), its text as the desk shows it, and
+#: its 0..1 position (WING answers ``/ch/N/fdr`` with ``,sff``: text, position, dB).
+REPLY_FIELDS = {"text": "s", "position": "f", "value": ""}
+#: What a desk does when one more client subscribes than it takes.
+TAKEOVER_RULES = ("refuse", "last_wins")
+#: How a reported model name is compared with the profile's ``models``.
+MODEL_MATCH = ("exact", "prefix")
 
 
 def _render(template: str, **values: int) -> str:
@@ -29,9 +45,26 @@ class ChannelParam:
 
     address: str
     type: str
+    reply: tuple[str, ...] = ("value",)  # fields of the answer to a query (REPLY_FIELDS), in order
 
     def address_of(self, channel: int) -> str:
         return _render(self.address, ch=channel)
+
+    @property
+    def reply_tags(self) -> str:
+        """The OSC type tags of the answer to a query."""
+        return "".join(REPLY_FIELDS[f] or self.type for f in self.reply)
+
+    def value_in(self, tags: str, args: tuple[Any, ...]) -> Any | None:
+        """The value a desk message carries: a plain ``,<type>`` push or set, or a query answer shaped as ``reply``.
+
+        None when the message has neither shape (a wrong type tag is never guessed at).
+        """
+        if tags == self.type and len(args) == 1:
+            return args[0]
+        if len(self.reply) > 1 and tags == self.reply_tags:
+            return args[self.reply.index("value")]
+        return None
 
 
 @dataclass(frozen=True)
@@ -56,11 +89,23 @@ class TrimParam(ChannelParam):
 
 @dataclass(frozen=True)
 class Identify:
-    queries: tuple[str, ...]
+    queries: tuple[str, ...]  # addresses as the desk answers them (the profile's query form is applied on sending)
     model_arg: int
-    name_arg: int
-    firmware_arg: int
+    name_arg: int | None  # None: the desk does not report it
+    firmware_arg: int | None
     probe: str
+    split: str = ""  # the answer is one string of fields joined by this (WING: ","); "": one field per argument
+    model_match: str = "exact"  # exact: the model is one of ``models``; prefix: it starts with one of them
+
+    def fields(self, args: tuple[Any, ...]) -> list[str]:
+        """The identification fields of the answer to the first query."""
+        if self.split:
+            return str(args[0]).split(self.split) if args and isinstance(args[0], str) else []
+        return [str(a) for a in args]
+
+    @property
+    def needed_fields(self) -> int:
+        return 1 + max(a for a in (self.model_arg, self.name_arg, self.firmware_arg) if a is not None)
 
 
 @dataclass(frozen=True)
@@ -69,6 +114,15 @@ class Subscription:
     renew_s: float
     lease_s: float
     max_clients: int
+    echoes_own_writes: bool
+    takeover: str = "refuse"  # one client too many: refuse it (X32), or it takes over from the oldest (WING)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A desk without a subscription: it sends every change to its one configured device, and nothing expires."""
+
+    clients: int  # devices that get feedback at once; others get none (DiGiCo: 1)
     echoes_own_writes: bool
 
 
@@ -114,6 +168,11 @@ class SimSettings:
     firmware: str
     desk_name: str
     replies: dict[str, Reply]
+    serial: str = ""
+    device_timeout_s: float = 5.0  # a feedback desk's device that said nothing this long frees its place
+    # How long an engineer's hand stays on a fader after moving it. Touch-sensitive
+    # motor faders do not follow remote writes while held; the desk keeps the hand's level.
+    hand_hold_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,10 +200,39 @@ class Profile:
     nodes: tuple[Node, ...]
     sim: SimSettings
     source: str
+    query_suffix: str = ""  # a query is the address plus this (DiGiCo: "/?"); the answer carries the bare address
+    receive_port: int | None = None  # desks that answer to a configured port, not the sender's: the default one
+    pushes_hand_moves: bool = True  # False: an engineer's fader move is never pushed; only polling finds it
+    feedback: Feedback | None = None
 
     @property
     def law(self) -> FaderLaw:
         return self.fader.law
+
+    @property
+    def echoes_own_writes(self) -> bool:
+        """Whether the desk sends a client's own writes back to it (the driver then matches them)."""
+        if self.subscription is not None:
+            return self.subscription.echoes_own_writes
+        return self.feedback is not None and self.feedback.echoes_own_writes
+
+    def query_of(self, address: str) -> str:
+        """The message that asks the desk for ``address``'s value."""
+        return address + self.query_suffix
+
+    def queried(self, address: str) -> str | None:
+        """The address a query message asks about, or None when it is not in the query form."""
+        if not self.query_suffix:
+            return address
+        if address.endswith(self.query_suffix) and len(address) > len(self.query_suffix):
+            return address[: -len(self.query_suffix)]
+        return None
+
+    def is_model(self, model: str) -> bool:
+        """Whether a reported model name belongs to this desk family."""
+        if self.identify.model_match == "prefix":
+            return any(model.startswith(m) for m in self.models)
+        return model in self.models
 
     def write_addresses(self, channels: list[int] | range, *, allow_trim: bool = False) -> frozenset[str]:
         """Every address the bridge may ever send a value to: faders (and trims when allowed)."""
@@ -176,8 +264,16 @@ def _parse_fader(reader: TableReader) -> FaderParam:
     else:
         law = make_law("db", min_db=reader.number("min_db"), max_db=reader.number("max_db"),
                        step_db=reader.number("step_db", 0.1, low=1e-6))
+    reply = _reply_fields(reader)
     reader.finish()
-    return FaderParam(address, osc_type, law)
+    return FaderParam(address, osc_type, reply, law=law)
+
+
+def _reply_fields(reader: TableReader) -> tuple[str, ...]:
+    """``reply``: the fields of a query's answer; exactly one of them is the value."""
+    fields = reader.get("reply", list, ["value"], expected="a list of " + ", ".join(REPLY_FIELDS) + " holding 'value' once",
+                        check=lambda v: all(f in REPLY_FIELDS for f in v) and v.count("value") == 1)
+    return tuple(fields)
 
 
 def _parse_identify(reader: TableReader) -> Identify:
@@ -186,9 +282,11 @@ def _parse_identify(reader: TableReader) -> Identify:
     result = Identify(
         queries=tuple(queries),
         model_arg=reader.integer("model_arg", low=0, high=16),
-        name_arg=reader.integer("name_arg", low=0, high=16),
-        firmware_arg=reader.integer("firmware_arg", low=0, high=16),
-        probe=reader.get("probe", str, queries[0]),
+        name_arg=reader.integer("name_arg", None, low=0, high=16),
+        firmware_arg=reader.integer("firmware_arg", None, low=0, high=16),
+        probe=reader.get("probe", str, queries[0], check=lambda v: v.startswith("/"), expected="an OSC address"),
+        split=reader.get("split", str, ""),
+        model_match=reader.choice("model_match", MODEL_MATCH, "exact"),
     )
     reader.finish()
     return result
@@ -201,9 +299,19 @@ def _parse_subscription(reader: TableReader) -> Subscription:
         lease_s=reader.number("lease_s", low=0.1),
         max_clients=reader.integer("max_clients", low=1, high=1024),
         echoes_own_writes=reader.get("echoes_own_writes", bool, False),
+        takeover=reader.choice("takeover", TAKEOVER_RULES, "refuse"),
     )
     if result.renew_s >= result.lease_s:
         raise reader.fail("renew_s", f"a period shorter than lease_s ({result.lease_s:g})", result.renew_s)
+    reader.finish()
+    return result
+
+
+def _parse_feedback(reader: TableReader) -> Feedback:
+    result = Feedback(
+        clients=reader.integer("clients", 1, low=1, high=1024),
+        echoes_own_writes=reader.get("echoes_own_writes", bool, False),
+    )
     reader.finish()
     return result
 
@@ -249,6 +357,9 @@ def _parse_sim(reader: TableReader | None) -> SimSettings:
         firmware=reader.get("firmware", str, ""),
         desk_name=reader.get("desk_name", str, "ailive-sim"),
         replies=replies,
+        serial=reader.get("serial", str, ""),
+        device_timeout_s=reader.number("device_timeout_s", 5.0, low=0.1, high=3600.0),
+        hand_hold_s=reader.number("hand_hold_s", 0.0, low=0.0, high=60.0),
     )
     reader.finish()
     return result
@@ -269,7 +380,10 @@ def parse_profile(data: dict[str, Any], path: str) -> Profile:
     trim = top.table("trim")
     meters = top.table("meters")
     nodes = top.table("nodes")
+    feedback = top.table("feedback")
     assert identify and fader and mute and name_table
+    if subscription is not None and feedback is not None:
+        raise top.fail("feedback", "either [subscription] or [feedback], not both (a desk feeds back one way)")
     profile = Profile(
         name=top.get("name", str, check=lambda v: v.isidentifier() or v.replace("-", "_").isidentifier(),
                       expected="a short name of letters, digits, - and _"),
@@ -294,21 +408,32 @@ def parse_profile(data: dict[str, Any], path: str) -> Profile:
         nodes=_parse_nodes(nodes) if nodes else (),
         sim=_parse_sim(top.table("sim")),
         source=path,
+        query_suffix=top.get("query_suffix", str, "", expected="an address suffix starting with '/' (or empty)",
+                             check=lambda v: v == "" or (v.startswith("/") and len(v) > 1)),
+        receive_port=top.integer("receive_port", None, low=1, high=65535),
+        pushes_hand_moves=top.get("pushes_hand_moves", bool, True),
+        feedback=_parse_feedback(feedback) if feedback else None,
     )
+    if not profile.replies_to_sender and profile.receive_port is None:
+        raise top.fail("receive_port", "the port the desk sends to (the desk does not answer to the sender's port)")
+    if not profile.pushes_hand_moves and profile.poll_period_s <= 0:
+        raise top.fail("poll_period_s", "a period > 0: the desk does not push hand moves, only polling finds them",
+                       profile.poll_period_s)
     top.finish()
     return profile
 
 
 def _parse_mute(reader: TableReader) -> MuteParam:
     osc_type = reader.choice("type", ("i", "f"))
-    result = MuteParam(_channel_template(reader, "address"), osc_type, reader.get("muted_value", (int, float), 1))
+    result = MuteParam(_channel_template(reader, "address"), osc_type, _reply_fields(reader),
+                       muted_value=reader.get("muted_value", (int, float), 1))
     reader.finish()
     return result
 
 
 def _parse_name(reader: TableReader) -> NameParam:
-    result = NameParam(_channel_template(reader, "address"), reader.choice("type", ("s",)),
-                       reader.integer("max_length", 12, low=1, high=256))
+    result = NameParam(_channel_template(reader, "address"), reader.choice("type", ("s",)), _reply_fields(reader),
+                       max_length=reader.integer("max_length", 12, low=1, high=256))
     reader.finish()
     return result
 
@@ -319,7 +444,7 @@ def _parse_trim(reader: TableReader) -> TrimParam:
     reader.choice("law", ("linear",))
     law = LinearDbLaw(reader.number("min_db"), reader.number("max_db"), reader.number("step_db", low=1e-6))
     reader.finish()
-    return TrimParam(address, osc_type, law)
+    return TrimParam(address, osc_type, law=law)
 
 
 def _parse_meters(reader: TableReader) -> Meters:

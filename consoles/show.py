@@ -18,8 +18,12 @@ MAPPINGS = ("model", "keep")
 
 @dataclass(frozen=True)
 class DeskAddress:
+    """Where the desk is and how it is reached."""
+
     host: str
-    port: int
+    port: int  # the UDP port the desk receives on
+    receive_port: int | None = None  # the port this machine hears a desk that sends to a set port (DiGiCo); None: the profile's
+    poll_period_s: float | None = None  # query every mapped fader this often; None: the profile's period
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -46,13 +50,19 @@ class PolicySettings:
 
 @dataclass(frozen=True)
 class MqttSettings:
+    """Telemetry and remote control (``[mqtt]``); secrets stay out of ``repr`` so they never reach a log."""
+
     enabled: bool = False
     host: str = "127.0.0.1"
-    port: int = 1883
+    port: int = 1883  # 8883 by default with TLS
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     tls: bool = False
-    token: str = ""  # commands must carry it when set
+    ca_file: str = ""  # TLS: the CA that signed the broker's certificate (default: the system's CAs)
+    cert_file: str = ""  # TLS: a client certificate, for brokers that ask for one
+    key_file: str = ""  # TLS: the client certificate's key (default: inside cert_file)
+    token: str = field(default="", repr=False)  # commands must carry it when set
+    topic_prefix: str = "ailive"  # topics are <topic_prefix>/<show name>/...
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,10 @@ class Show:
         return [c.desk_channel for c in self.channels]
 
     def with_desk(self, desk: DeskAddress) -> "Show":
-        """The same show pointed at another desk (a simulator, a spare)."""
+        """The same show pointed at another desk (a simulator, a spare); receive port and poll period are kept unless given."""
+        desk = DeskAddress(desk.host, desk.port,
+                           self.desk.receive_port if desk.receive_port is None else desk.receive_port,
+                           self.desk.poll_period_s if desk.poll_period_s is None else desk.poll_period_s)
         return Show(self.path, self.name, self.profile, desk, self.allow_trim, self.channels, self.policy, self.mqtt)
 
 
@@ -131,14 +144,46 @@ def _parse_mqtt(reader: TableReader | None) -> MqttSettings:
     if reader is None:
         return MqttSettings()
     d = MqttSettings()
+    show_dir = Path(reader.path).parent
+
+    def pem_file(name: str) -> str:
+        """A PEM file, relative to the show file's folder, that exists now (not first at the venue)."""
+        text = reader.get(name, str, "", expected="the path of an existing PEM file (relative to the show file)",
+                          check=lambda v: (show_dir / v).is_file())
+        return str(show_dir / text) if text else ""
+
+    def secret(name: str, expected: str) -> str:
+        """A password or token: a mistake is reported without echoing the value."""
+        try:
+            return reader.get(name, str, "", expected=expected, check=lambda v: bool(v.strip()))
+        except reader.error:
+            raise reader.fail(name, f"{expected}; the value is not shown") from None
+
+    ca_file, cert_file, key_file = pem_file("ca_file"), pem_file("cert_file"), pem_file("key_file")
+    if key_file and not cert_file:
+        raise reader.fail("cert_file", "the client certificate that goes with key_file (the key is required when key_file is set)")
+    tls = reader.get("tls", bool, bool(ca_file or cert_file))
+    if not tls and (ca_file or cert_file):
+        raise reader.fail("tls", "true when ca_file or cert_file is set", False)
+    username = reader.get("username", str, "")
+    password = secret("password", "a non-empty password (leave the key out for none)")
+    if password and not username:
+        raise reader.fail("username", "a user name to go with password (the key is required when password is set)")
     mqtt = MqttSettings(
         enabled=reader.get("enabled", bool, True),
-        host=reader.get("host", str, d.host),
-        port=reader.integer("port", d.port, low=1, high=65535),
-        username=reader.get("username", str, ""),
-        password=reader.get("password", str, ""),
-        tls=reader.get("tls", bool, False),
-        token=reader.get("token", str, ""),
+        host=reader.get("host", str, d.host, expected="the broker's IP address or host name", check=lambda v: bool(v.strip())),
+        port=reader.integer("port", 8883 if tls else d.port, low=1, high=65535),
+        username=username,
+        password=password,
+        tls=tls,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        token=secret("token", "a non-empty command token (leave the key out for none)"),
+        topic_prefix=reader.get("topic_prefix", str, d.topic_prefix,
+                                expected="MQTT topic levels such as 'ailive' or 'venue/foh' (no +, #, $, empty levels)",
+                                check=lambda v: bool(v) and not v.startswith("$") and "+" not in v and "#" not in v
+                                and all(level for level in v.split("/"))),
     )
     reader.finish()
     return mqtt
@@ -193,6 +238,8 @@ def load_show(path: str | Path, profile_dirs: list[Path] | None = None) -> Show:
         raise desk.fail("profile", f"a known desk profile ({exc})", profile_name) from None
     host = desk.get("host", str, expected="the desk's IP address or host name", check=lambda v: bool(v.strip()))
     port = desk.integer("port", profile.port, low=1, high=65535)
+    receive_port = desk.integer("receive_port", profile.receive_port, low=0, high=65535)
+    poll_period_s = desk.number("poll_period_s", None, low=0.0 if profile.pushes_hand_moves else 0.01, high=60.0)
     allow_trim = desk.get("allow_trim", bool, False)
     desk.finish()
     channels = _parse_channels(top, profile)
@@ -200,7 +247,7 @@ def load_show(path: str | Path, profile_dirs: list[Path] | None = None) -> Show:
         path=str(path),
         name=show_name,
         profile=profile,
-        desk=DeskAddress(host, port),
+        desk=DeskAddress(host, port, receive_port, poll_period_s),
         allow_trim=allow_trim,
         channels=channels,
         policy=_parse_policy(top.table("policy")),

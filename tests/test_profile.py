@@ -68,8 +68,12 @@ def test_write_table_holds_faders_only_unless_trim_is_allowed():
     assert x32.write_addresses([1, 2]) == {"/ch/01/mix/fader", "/ch/02/mix/fader"}
     assert "/ch/01/preamp/trim" in x32.write_addresses([1], allow_trim=True)
     for profile in load_profiles().values():
-        for address in profile.write_addresses(range(1, profile.channels + 1)):
-            assert address.endswith("fader") and "/on" not in address and "mute" not in address
+        channels = range(1, profile.channels + 1)
+        faders = {profile.fader.address_of(ch) for ch in channels}
+        others = {t.address_of(ch) for ch in channels for t in (profile.mute, profile.name_param)}
+        assert profile.write_addresses(channels) == faders and not faders & others
+        for address in faders:
+            assert address.endswith(("fader", "fdr")) and "/on" not in address and "mute" not in address
 
 
 def test_unknown_desk_lists_known_ones():

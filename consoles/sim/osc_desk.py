@@ -2,11 +2,16 @@
 
 It speaks the profile's dialect on a loopback UDP socket and enforces the
 desk's rules: quantization by the fader law, subscription leases and their
-client limit (the client past the limit gets nothing), pushes to the other
-subscribers but never back to the writer (unless the profile says the desk
-echoes), exact type tags (a ``,i`` where ``,f`` belongs is dropped), and meters.
-A Python API injects engineer moves, packet loss, delay and restarts.
-Garbage never changes state: it is counted in :attr:`DeskSimulator.stats`.
+client limit (the client past the limit gets nothing, or takes over from the
+oldest where the profile says so), pushes to the other subscribers but never
+back to the writer (unless the profile says the desk echoes: then only a
+change or a clamped value comes back), exact type tags (a ``,i`` where ``,f``
+belongs is dropped), the profile's query form and answer shape, and meters.
+A desk without a subscription feeds back to its one configured device
+(``send_to``), or, with none configured, to the first client that talks to it;
+other clients get nothing. A Python API injects engineer moves, packet loss,
+delay and restarts. Garbage never changes state: it is counted in
+:attr:`DeskSimulator.stats`.
 """
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ from typing import Any
 
 from .. import osc
 from ..errors import OscDecodeError
+from ..faderlaw import position_of
 from ..meters import METER_CODECS, SILENCE_DB
-from ..profile import Profile
+from ..profile import ChannelParam, Profile
 
 Peer = tuple[str, int]
 Value = int | float | str
@@ -44,6 +50,10 @@ class SimStats:
     unknown_address: int = 0
     dropped_by_loss: int = 0
     refused_subscriptions: int = 0
+    taken_over: int = 0  # subscriptions handed to a newer client (one-subscriber desks)
+    held_by_hand: int = 0  # fader writes that did not move a fader the engineer's hand holds
+    unanswered: int = 0  # queries from a client that is not the desk's device (single-client rule)
+    send_errors: int = 0  # ICMP errors: nothing listens where the desk sends
     writes: dict[str, int] = field(default_factory=dict)  # address -> accepted sets
 
     def total_writes(self) -> int:
@@ -71,15 +81,17 @@ class _Protocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.sim._on_datagram(data, (addr[0], addr[1]))
 
-    def error_received(self, exc: Exception) -> None:  # ICMP unreachable from a vanished client
-        pass
+    def error_received(self, exc: Exception) -> None:  # ICMP unreachable: a vanished client, a wrong send_to
+        self.sim.stats.send_errors += 1
 
 
 class DeskSimulator:
     """An OSC desk on a UDP socket, built from a :class:`Profile`.
 
     Use as an async context manager, or call :meth:`start` / :meth:`stop`.
-    ``port=0`` picks a free port; :attr:`address` tells which.
+    ``port=0`` picks a free port; :attr:`address` tells which. ``send_to`` is
+    where a desk that does not answer to the sender sends everything (DiGiCo's
+    External Control destination); without it, such a desk answers the sender.
     """
 
     def __init__(
@@ -90,10 +102,12 @@ class DeskSimulator:
         channels: int | None = None,
         *,
         seed: int | None = None,
+        send_to: Peer | None = None,
     ) -> None:
         self.profile = profile
         self.host = host
         self.port = profile.port if port is None else port
+        self.send_to = send_to if not profile.replies_to_sender else None
         self.channels = min(channels or profile.channels, profile.channels)
         if self.channels < 1:
             raise ValueError("a simulator needs at least one channel")
@@ -103,6 +117,8 @@ class DeskSimulator:
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._leases: dict[Peer, float] = {}  # subscriber -> lease end (loop time)
+        self._devices: dict[Peer, float] = {}  # feedback desks: device -> when it was last heard
+        self._hands: dict[str, float] = {}  # fader address -> until when the engineer's hand holds it
         self._meter_leases: dict[Peer, tuple[float, float]] = {}  # subscriber -> (lease end, period)
         self._meter_task: asyncio.Task[None] | None = None
         self._levels_db: list[float] = [SILENCE_DB] * self.channels
@@ -141,8 +157,13 @@ class DeskSimulator:
         return str(self.params[self.profile.name_param.address_of(channel)].value)
 
     def subscribers(self) -> list[Peer]:
-        """Clients whose subscription lease is still running."""
+        """Clients the desk pushes changes to: running subscription leases, or a feedback desk's device."""
         now = self._now()
+        if self.profile.feedback is not None:
+            if self.send_to is not None:
+                return [self.send_to]
+            timeout_s = self.profile.sim.device_timeout_s
+            return [peer for peer, heard in self._devices.items() if now - heard <= timeout_s]
         return [peer for peer, end in self._leases.items() if end > now]
 
     @property
@@ -156,8 +177,18 @@ class DeskSimulator:
     # ----- engineer and fault injection ------------------------------------------------------
 
     def move_fader(self, channel: int, value: float) -> None:
-        """An engineer's hand on the fader: quantized, stored, pushed to every subscriber."""
-        self._set(self.profile.fader.address_of(channel), value, writer=None)
+        """An engineer's hand on the fader: quantized, stored, pushed to every subscriber.
+
+        The hand then stays on the fader for the profile's ``hand_hold_s``: remote writes do not move it meanwhile.
+        """
+        address = self.profile.fader.address_of(channel)
+        if self.profile.sim.hand_hold_s > 0:
+            self._hands[address] = self._now() + self.profile.sim.hand_hold_s
+        self._set(address, value, writer=None)
+
+    def release_fader(self, channel: int) -> None:
+        """The engineer lets go of a fader."""
+        self._hands.pop(self.profile.fader.address_of(channel), None)
 
     def move_fader_db(self, channel: int, db: float) -> None:
         self.move_fader(channel, self.profile.law.from_db(db))
@@ -206,6 +237,8 @@ class DeskSimulator:
         return self.address
 
     async def stop(self) -> None:
+        self._devices.clear()
+        self._hands.clear()
         if self._meter_task is not None:
             self._meter_task.cancel()
             try:
@@ -241,26 +274,55 @@ class DeskSimulator:
         except OscDecodeError:
             self.stats.rejected += 1
             return
+        self._heard(peer)
         self._handle(message, peer)
+
+    def _heard(self, peer: Peer) -> None:
+        """A feedback desk gives its free place(s) to the first clients that talk to it."""
+        feedback = self.profile.feedback
+        if feedback is None or self.send_to is not None:
+            return
+        devices = self.subscribers()
+        if peer in devices or len(devices) < feedback.clients:
+            self._devices = {d: self._devices[d] for d in devices}
+            self._devices[peer] = self._now()
+
+    def _answer_to(self, peer: Peer) -> Peer | None:
+        """Where the answer to ``peer``'s query goes: the sender, the configured destination, or nowhere."""
+        if self.send_to is not None:
+            return self.send_to
+        if self.profile.feedback is not None and peer not in self.subscribers():
+            self.stats.unanswered += 1
+            return None  # one device at a time: the others get no feedback
+        return peer
+
+    def _is_device(self, writer: Peer) -> bool:
+        """Whether a feedback desk takes ``writer`` for its device (by address, as the desk's panel does)."""
+        if self.send_to is not None:
+            return writer[0] == self.send_to[0]
+        return writer in self.subscribers()
 
     def _handle(self, message: osc.OscMessage, peer: Peer) -> None:
         p = self.profile
         address = message.address
-        if address in p.sim.replies and not message.args:
-            self._send_reply(address, peer)
+        queried = p.queried(address) if not message.args else None
+        if queried is not None and queried in p.sim.replies:
+            self._send_reply(queried, peer)
         elif p.subscription is not None and address == p.subscription.address:
             self._subscribe(peer)
         elif p.meters is not None and address == p.meters.request:
             self._meter_request(message, peer)
         elif p.meters is not None and address == p.meters.renew:
             self._meter_renew(message, peer)
+        elif queried is not None and queried in self.params:
+            answer_to = self._answer_to(peer)
+            if answer_to is not None:
+                self._send(self._answer(self.params[queried]), answer_to)
         elif address in self.params:
             param = self.params[address]
-            if not message.args:
-                self._send(osc.encode(address, param.type, (param.value,)), peer)
-            elif len(message.args) == 1 and message.tags == param.type:
+            if len(message.args) == 1 and message.tags == param.type:
                 self._set(address, message.args[0], writer=peer)
-            else:
+            else:  # a wrong type tag, or a bare address where the desk wants its query form
                 self.stats.rejected += 1
         else:
             self.stats.unknown_address += 1
@@ -268,20 +330,49 @@ class DeskSimulator:
     def _send_reply(self, address: str, peer: Peer) -> None:
         sim = self.profile.sim
         reply = sim.replies[address]
-        fill = {"ip": self.host, "name": sim.desk_name, "model": sim.model, "firmware": sim.firmware}
+        fill = {"ip": self.host, "name": sim.desk_name, "model": sim.model, "firmware": sim.firmware, "serial": sim.serial}
         args = tuple(_typed(tag, template.format(**fill)) for tag, template in zip(reply.type, reply.args))
-        self._send(osc.encode(address, reply.type, args), peer)
+        answer_to = self._answer_to(peer)
+        if answer_to is not None:
+            self._send(osc.encode(address, reply.type, args), answer_to)
+
+    def _shape(self, param: Param) -> ChannelParam | None:
+        p = self.profile
+        return {"fader": p.fader, "mute": p.mute, "name": p.name_param, "trim": p.trim}.get(param.kind)
+
+    def _answer(self, param: Param) -> bytes:
+        """The answer to a query, in the profile's shape (WING's fader: text, position, dB)."""
+        shape = self._shape(param)
+        if shape is None or shape.reply == ("value",):
+            return osc.encode(param.address, param.type, (param.value,))
+        law = self.profile.law if param.kind == "fader" else None
+        fields: list[Value] = []
+        for name in shape.reply:
+            if name == "value":
+                fields.append(param.value)
+            elif name == "position":
+                fields.append(position_of(law, float(param.value)) if law else _as_float(param.value))
+            elif law is not None:
+                db = law.to_db(float(param.value))
+                fields.append("-oo" if db == float("-inf") else f"{db:.1f}")
+            else:
+                fields.append(str(param.value))
+        return osc.encode(param.address, shape.reply_tags, tuple(fields))
 
     def _subscribe(self, peer: Peer) -> None:
         sub = self.profile.subscription
         assert sub is not None
         now = self._now()
         active = self.subscribers()
-        if peer in active or len(active) < sub.max_clients:
-            self._leases = {c: self._leases[c] for c in active}
-            self._leases[peer] = now + sub.lease_s
-        else:
-            self.stats.refused_subscriptions += 1
+        self._leases = {c: self._leases[c] for c in active}
+        if peer not in active and len(active) >= sub.max_clients:
+            if sub.takeover != "last_wins":
+                self.stats.refused_subscriptions += 1
+                return
+            oldest = min(active, key=lambda c: self._leases[c])
+            del self._leases[oldest]
+            self.stats.taken_over += 1
+        self._leases[peer] = now + sub.lease_s
 
     def _set(self, address: str, value: Value, writer: Peer | None) -> None:
         """Store a value as the desk would hold it and push it to the subscribers."""
@@ -290,13 +381,18 @@ class DeskSimulator:
         if stored is None:
             self.stats.rejected += 1
             return
+        if writer is not None and self._hands.get(address, -1.0) > self._now():
+            self._held_by_hand(param, stored, writer)
+            return
         if writer is not None:
             self.stats.writes[address] = self.stats.writes.get(address, 0) + 1
+        changed = stored != param.value
+        clamped = param.kind == "fader" and not _within(self.profile.law.wire_range, float(value))  # type: ignore[arg-type]
         param.value = stored
-        self._push(address, param, exclude=None if self._echoes() else writer)
+        self._push(address, param, writer, echo=changed or clamped)
         for partner in self._linked_partners(param):
             partner.value = stored
-            self._push(partner.address, partner, exclude=None)
+            self._push(partner.address, partner, None, echo=False)
 
     def _as_held(self, param: Param, value: Value) -> Value | None:
         p = self.profile
@@ -313,8 +409,26 @@ class DeskSimulator:
             return None if number is None else _typed(param.type, number)
         return value
 
-    def _echoes(self) -> bool:
-        return self.profile.subscription is not None and self.profile.subscription.echoes_own_writes
+    def _held_by_hand(self, param: Param, wanted: Value, writer: Peer) -> None:
+        """A remote write to a fader under the engineer's hand: the fader stays; an echoing desk says where."""
+        self.stats.held_by_hand += 1
+        if wanted != param.value and self.profile.echoes_own_writes:
+            data = osc.encode(param.address, param.type, (param.value,))
+            for peer in self.subscribers():
+                if self._writes_for(writer, peer):
+                    self._send(data, peer)
+
+    def _writes_for(self, writer: Peer | None, peer: Peer) -> bool:
+        """Whether ``peer`` is where ``writer``'s own feedback lands (itself, or the destination of its desk's device)."""
+        if writer is None:
+            return False
+        return peer == writer or (self.send_to is not None and self._is_device(writer))
+
+    def _hand_move_hidden(self, param: Param, writer: Peer | None) -> bool:
+        """A desk that does not push hand moves keeps quiet about fader changes its device did not make."""
+        if self.profile.pushes_hand_moves or param.kind != "fader":
+            return False
+        return writer is None or not self._is_device(writer)
 
     def _link_address(self, odd_channel: int) -> str | None:
         for node in self.profile.nodes:
@@ -340,12 +454,17 @@ class DeskSimulator:
         template = self.profile.fader if param.kind == "fader" else self.profile.mute
         return [self.params[template.address_of(partner)]]
 
-    def _push(self, address: str, param: Param, exclude: Peer | None) -> None:
+    def _push(self, address: str, param: Param, writer: Peer | None, *, echo: bool) -> None:
+        """Send a change to the subscribers: never back to its writer, unless the desk echoes a change or a clamp."""
         if not self.running:
             return
         data = osc.encode(address, param.type, (param.value,))
+        hidden = self._hand_move_hidden(param, writer)
         for peer in self.subscribers():
-            if peer != exclude:
+            if self._writes_for(writer, peer):
+                if echo and self.profile.echoes_own_writes:
+                    self._send(data, peer)
+            elif not hidden:
                 self._send(data, peer)
 
     def _send(self, data: bytes, peer: Peer) -> None:
@@ -406,6 +525,14 @@ class DeskSimulator:
                 if next_due.get(peer, 0.0) <= now:
                     next_due[peer] = now + period_s
                     self._send(osc.encode(meters.bank, "b", (codec.encode(self.meter_values()),)), peer)
+
+
+def _within(bounds: tuple[float, float], value: float) -> bool:
+    return bounds[0] <= value <= bounds[1]
+
+
+def _as_float(value: Value) -> float:
+    return 0.0 if isinstance(value, str) else float(value)
 
 
 def _typed(tag: str, value: Any) -> Value:
