@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import signal
 import sys
@@ -62,7 +63,8 @@ def _format_db(db: float) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), "--version", prog_name="ailive", message="%(prog)s %(version)s")
-def main() -> None:
+@click.option("-v", "--verbose", count=True, help="More log lines on stderr (-v info, -vv debug).")
+def main(verbose: int) -> None:
     """Automatic mixing bridge: listens to a desk's inputs and rides its faders over OSC.
 
     \b
@@ -71,6 +73,8 @@ def main() -> None:
       ailive sim x32 --port 10023
       ailive check show.toml --desk 127.0.0.1:10023
     """
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="ailive: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
 @main.command()
@@ -194,8 +198,7 @@ def check(show_file: str, desk: str | None, timeout_s: float, jack_server: str |
 
 
 async def _inspect_desk(show: Show, timeout_s: float) -> dict[str, Any]:
-    driver = OscDeskDriver(show.profile, show.desk.host, show.desk.port, show.desk_channels,
-                           allow_trim=show.allow_trim, reply_timeout_s=timeout_s)
+    driver = OscDeskDriver.for_show(show, reply_timeout_s=timeout_s)
     identity = await driver.connect()
     try:
         channels = []
@@ -279,23 +282,37 @@ def _print_check(report: dict[str, Any]) -> None:
 @click.option("--jack-server", default=None, help="Name of the JACK server (default: the default server).")
 @click.option("--fast", is_flag=True, help="With a folder source: play as fast as possible on a virtual clock.")
 @click.option("--headless", is_flag=True, help="No live view: one status line per second.")
+@click.option("--mqtt", "mqtt", metavar="HOST[:PORT]",
+              help="Publish telemetry to this MQTT broker and take commands from it (overrides the show's [mqtt] host; "
+                   "credentials, TLS and token still come from the show file).")
 def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: float, duration_s: float | None, model: str,
-        journal_dir: Path, jack_server: str | None, fast: bool, headless: bool) -> None:
+        journal_dir: Path, jack_server: str | None, fast: bool, headless: bool, mqtt: str | None) -> None:
     """Ride the faders of the show file's desk.
 
     Starts disarmed unless --arm is given: it reads the desk and proposes,
     but moves nothing. Ctrl-C disarms and leaves every fader where it is.
+    With --mqtt (or an [mqtt] block) it publishes state, levels and moves and
+    takes arm, disarm, kill and channel-mode commands (docs/mqtt.md); it
+    runs on when the broker is missing or goes away.
 
     \b
     Examples:
       ailive run show.toml --arm
       ailive run examples/x32-demo.toml --source stems/ --desk 127.0.0.1:10023 --arm --headless
+      ailive run examples/x32-demo.toml --source examples/multitrack --desk 127.0.0.1:10023 --mqtt 127.0.0.1:1883
     """
     from .runner import RunOptions, run_show
+    from .telemetry import parse_broker
 
     show = _load_show_or_fail(show_file, desk)
+    broker = None
+    if mqtt is not None:
+        try:
+            broker = parse_broker(mqtt, show.mqtt.port)
+        except ValueError as exc:
+            fail(f"--mqtt: {exc}", 2)
     options = RunOptions(source=source, model=model, journal_dir=journal_dir, arm=arm, arm_after_s=arm_after_s,
-                         duration_s=duration_s, headless=headless, jack_server=jack_server, realtime=not fast)
+                         duration_s=duration_s, headless=headless, jack_server=jack_server, realtime=not fast, mqtt=broker)
     status = _run_async(lambda: run_show(show, options))
     click.echo(f"stopped: {status.steps} steps, {status.moves} moves, {status.engineer_moves} engineer moves, "
                f"{status.xruns} xruns; journal in {journal_dir}", err=True)

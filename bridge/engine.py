@@ -30,7 +30,7 @@ from .sources import AudioSource, EndOfSource
 
 log = logging.getLogger(__name__)
 
-Command = tuple[str, tuple[object, ...]]
+Command = tuple[str, tuple[object, ...], str]  # name, arguments, origin (local, mqtt, ...)
 
 
 @dataclass
@@ -122,17 +122,17 @@ class Engine:
 
     # ----- commands (safe to call from any coroutine or callback on the loop) ----------
 
-    def arm(self) -> None:
-        self._commands.append(("arm", ()))
+    def arm(self, origin: str = "local") -> None:
+        self._commands.append(("arm", (), origin))
 
-    def disarm(self) -> None:
-        self._commands.append(("disarm", ()))
+    def disarm(self, origin: str = "local") -> None:
+        self._commands.append(("disarm", (), origin))
 
-    def kill(self) -> None:
-        self._commands.append(("kill", ()))
+    def kill(self, origin: str = "local") -> None:
+        self._commands.append(("kill", (), origin))
 
-    def set_mode(self, channel: int, mode: str) -> None:
-        self._commands.append(("mode", (channel, mode)))
+    def set_mode(self, channel: int, mode: str, origin: str = "local") -> None:
+        self._commands.append(("mode", (channel, mode), origin))
 
     def stop(self) -> None:
         self._stop.set()
@@ -260,7 +260,8 @@ class Engine:
 
     def _apply_commands(self, now: float) -> None:
         commands, self._commands = self._commands, []
-        for name, args in commands:
+        for name, args, origin in commands:
+            self._record("command", command=name, args=list(args), origin=origin)
             try:
                 if name == "arm":
                     self._arm(now)

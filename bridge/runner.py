@@ -18,6 +18,7 @@ from ailive.models.registry import UnknownModelError, load_model
 from .engine import Engine, EngineStatus
 from .journal import Journal, Snapshot, last_snapshot
 from .sources import AudioSource, FileSource, JackSource
+from .telemetry import BrokerAddress, Telemetry, with_broker
 from .ui import headless_log, live_view
 
 
@@ -57,6 +58,7 @@ class RunOptions:
     headless: bool = False
     jack_server: str | None = None
     realtime: bool = True
+    mqtt: BrokerAddress | None = None  # --mqtt: telemetry on this broker, overriding the show's [mqtt] host
 
 
 async def run_show(show: Show, options: RunOptions) -> EngineStatus:
@@ -65,11 +67,15 @@ async def run_show(show: Show, options: RunOptions) -> EngineStatus:
     source = open_source(show, options.source, jack_server=options.jack_server, realtime=options.realtime)
     journal = Journal(options.journal_dir, show.name)
     journal.open()
-    driver = OscDeskDriver(show.profile, show.desk.host, show.desk.port, show.desk_channels, allow_trim=show.allow_trim)
+    driver = OscDeskDriver.for_show(show)
     try:
         await driver.connect()
         await source.start()
         engine = Engine(show, source, driver, model, journal)
+        mqtt = show.mqtt if options.mqtt is None else with_broker(show.mqtt, options.mqtt)
+        telemetry = Telemetry(engine, mqtt) if mqtt.enabled else None  # connects in the background; no broker, no harm
+        if telemetry is not None:
+            telemetry.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, engine.stop)
@@ -85,6 +91,8 @@ async def run_show(show: Show, options: RunOptions) -> EngineStatus:
             await view_task
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+            if telemetry is not None:
+                await telemetry.close()  # the last events and "online": false, bounded in time
         await asyncio.sleep(0.1)  # rate-limited last writes leave before the socket closes
         return status
     finally:
@@ -109,14 +117,11 @@ async def restore_show(show: Show, journal_dir: Path, reply_timeout_s: float = 0
     for ch in channels:
         show.profile.check_channel(ch)
     law = show.profile.law
-    async with OscDeskDriver(show.profile, show.desk.host, show.desk.port, channels, reply_timeout_s=reply_timeout_s) as driver:
+    async with OscDeskDriver.for_show(show, channels=channels, reply_timeout_s=reply_timeout_s) as driver:
         for ch in channels:
             driver.set_fader_db(ch, snapshot.faders_db[ch])
         await asyncio.sleep(0.1)
-        restored = {}
-        for ch in channels:
-            reply = await driver.query(show.profile.fader.address_of(ch))
-            restored[ch] = law.to_db(law.quantize(float(reply.args[0])))
+        restored = {ch: await driver.read_fader_db(ch) for ch in channels}
     failed = [ch for ch in channels
               if not (restored[ch] == held_db(law, snapshot.faders_db[ch])
                       or (math.isinf(restored[ch]) and math.isinf(snapshot.faders_db[ch])))]
