@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ailive.consoles.errors import AiliveError
-from ailive.consoles.show import CHANNEL_MODES, MqttSettings
+from ailive.consoles.show import CHANNEL_MODES, MqttSettings, split_host_port
 
 from .engine import Engine, EngineStatus
 
@@ -81,19 +81,7 @@ class BrokerAddress:
 
 def parse_broker(text: str, default_port: int) -> BrokerAddress:
     """``HOST[:PORT]`` (``[v6]:PORT`` for IPv6) into a broker address, with a clear error."""
-    host, port_text = text, ""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else rest
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    if not host.strip():
-        raise ValueError(f"broker address {text!r} has no host")
-    if not port_text:
-        return BrokerAddress(host, default_port)
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"broker address {text!r}: port must be 1..65535")
-    return BrokerAddress(host, int(port_text))
+    return BrokerAddress(*split_host_port(text, default_port, "broker address"))
 
 
 def with_broker(settings: MqttSettings, broker: BrokerAddress) -> MqttSettings:

@@ -64,8 +64,27 @@ _X32_SEGMENTS: tuple[tuple[float, float, float], ...] = (
 )
 
 
+class _Stepped:
+    """A desk holds steps: quantizing is taking the value of the step a value lands on."""
+
+    def quantize(self, value: float) -> float:
+        return self.value_of_step(self.step_of(value))  # type: ignore[attr-defined]
+
+
+class _UnitWire(_Stepped):
+    """Laws whose wire value is a float in [0, 1], where 0 is off."""
+
+    @property
+    def off_value(self) -> float:
+        return 0.0
+
+    @property
+    def wire_range(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+
 @dataclass(frozen=True)
-class X32Law:
+class X32Law(_UnitWire):
     """Behringer X32/M32/X-Air fader: piecewise-linear float in [0, 1], ``steps`` positions."""
 
     steps: int = 1024
@@ -107,20 +126,9 @@ class X32Law:
     def value_of_step(self, step: int) -> float:
         return min(max(step, 0), self.steps - 1) / (self.steps - 1)
 
-    def quantize(self, value: float) -> float:
-        return self.value_of_step(self.step_of(value))
-
-    @property
-    def off_value(self) -> float:
-        return 0.0
-
-    @property
-    def wire_range(self) -> tuple[float, float]:
-        return (0.0, 1.0)
-
 
 @dataclass(frozen=True)
-class DbLaw:
+class DbLaw(_Stepped):
     """Desks that take dB on the wire (WING, DiGiCo): ``min_db`` means off, steps of ``step_db``."""
 
     min_db: float
@@ -149,9 +157,6 @@ class DbLaw:
     def value_of_step(self, step: int) -> float:
         return min(max(self.min_db + step * self.step_db, self.min_db), self.max_db)
 
-    def quantize(self, value: float) -> float:
-        return self.value_of_step(self.step_of(value))
-
     @property
     def off_value(self) -> float:
         return self.min_db
@@ -162,7 +167,7 @@ class DbLaw:
 
 
 @dataclass(frozen=True)
-class LinearDbLaw:
+class LinearDbLaw(_UnitWire):
     """A 0..1 float spread evenly over a dB range (X32 trim and head-amp gain)."""
 
     min_db: float
@@ -185,17 +190,6 @@ class LinearDbLaw:
 
     def value_of_step(self, step: int) -> float:
         return self.from_db(self.min_db + step * self.step_db)
-
-    def quantize(self, value: float) -> float:
-        return self.value_of_step(self.step_of(value))
-
-    @property
-    def off_value(self) -> float:
-        return 0.0
-
-    @property
-    def wire_range(self) -> tuple[float, float]:
-        return (0.0, 1.0)
 
 
 def clamp_to_range(law: FaderLaw, value: float) -> float:

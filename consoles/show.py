@@ -100,21 +100,26 @@ class Show:
         return Show(self.path, self.name, self.profile, desk, self.allow_trim, self.channels, self.policy, self.mqtt)
 
 
-def parse_address(text: str, default_port: int) -> DeskAddress:
-    """``HOST[:PORT]`` (``[v6]:PORT`` for IPv6) into an address, with a clear error."""
+def split_host_port(text: str, default_port: int, what: str = "address") -> tuple[str, int]:
+    """``HOST[:PORT]`` (``[v6]:PORT`` for IPv6) into host and port, with a clear error naming ``what``."""
     host, port_text = text, ""
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else rest
     elif text.count(":") == 1:
         host, port_text = text.split(":")
-    if not host:
-        raise ValueError(f"desk address {text!r} has no host")
+    if not host.strip():
+        raise ValueError(f"{what} {text!r} has no host")
     if not port_text:
-        return DeskAddress(host, default_port)
+        return host, default_port
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"desk address {text!r}: port must be 1..65535")
-    return DeskAddress(host, int(port_text))
+        raise ValueError(f"{what} {text!r}: port must be 1..65535")
+    return host, int(port_text)
+
+
+def parse_address(text: str, default_port: int) -> DeskAddress:
+    """``HOST[:PORT]`` of a desk, with a clear error."""
+    return DeskAddress(*split_host_port(text, default_port, "desk address"))
 
 
 def _parse_policy(reader: TableReader | None) -> PolicySettings:
