@@ -24,6 +24,7 @@ from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import ShowFileError
 from ailive.consoles.show import DeskAddress, MqttSettings, Show, load_show
 from ailive.models.registry import load_model
+from tests.test_show import MINIMAL as SHOW_MINIMAL
 from tests.conftest import wait_for
 from tests.mosquitto import Mosquitto, TlsFiles, free_port, mosquitto, mosquitto_factory  # noqa: F401 (fixtures)
 from tests.test_engine import write_stems
@@ -419,17 +420,7 @@ async def test_cli_refuses_a_bad_mqtt_address():
 # ----- the [mqtt] block and addresses ------------------------------------------------------------
 
 
-MINIMAL = """
-[desk]
-profile = "x32"
-host = "10.0.0.5"
-
-[[channel]]
-port = "system:capture_1"
-desk = 1
-
-[mqtt]
-"""
+MINIMAL = SHOW_MINIMAL + "\n[mqtt]\n"
 
 
 def show_with(tmp_path: Path, mqtt: str) -> Show:
