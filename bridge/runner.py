@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import math
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -21,6 +23,31 @@ from .journal import Journal, Snapshot, last_snapshot
 from .sources import AudioSource, FileSource, JackSource
 from .telemetry import BrokerAddress, Telemetry, with_broker
 from .ui import headless_log, live_view
+
+log = logging.getLogger(__name__)
+
+
+#: Real-time priority for the control loop's thread: above every ordinary process,
+#: below JACK's own threads (a default jackd runs at 10, its clients just under).
+CONTROL_LOOP_RT_PRIORITY = 5
+
+
+def raise_control_loop_priority() -> bool:
+    """Let ordinary processes no longer preempt the thread that holds the GIL between control steps.
+
+    JACK's process callback runs in a real-time thread but needs the GIL: if the
+    control loop's thread is preempted while holding it (a busy machine), the
+    callback waits and JACK counts an xrun. Best effort: without the right to do
+    it (not root, no rtprio limit), nothing changes. The loop sleeps most of the
+    time, so it never takes a core away from anything for long.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(CONTROL_LOOP_RT_PRIORITY))
+    except (AttributeError, OSError) as exc:
+        log.info("control loop stays at normal priority (%s)", exc)
+        return False
+    log.info("control loop runs at real-time priority %d", CONTROL_LOOP_RT_PRIORITY)
+    return True
 
 
 def quiet_garbage_collector() -> None:
@@ -83,6 +110,8 @@ async def run_show(show: Show, options: RunOptions) -> EngineStatus:
     try:
         await driver.connect()
         quiet_garbage_collector()
+        if source.realtime and options.source == "jack":
+            raise_control_loop_priority()
         await source.start()
         engine = Engine(show, source, driver, model, journal)
         mqtt = show.mqtt if options.mqtt is None else with_broker(show.mqtt, options.mqtt)
