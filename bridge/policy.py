@@ -8,7 +8,8 @@ Promises (each is a property test in ``tests/test_policy.py``):
 - disarmed, it proposes but never moves a fader;
 - it never writes a muted, manual or excluded channel, never unmutes;
 - it never writes above ``ceiling_db`` or outside ``reference +- window_db``;
-- it never moves a fader faster than the slew limits;
+- it never moves a fader faster than the slew limits, and moves it in steps of
+  at least ``min_step_db`` (but the last one), so motors make few, purposeful moves;
 - a hand on a fader stops the writes to it for ``override_hold_s``, then the
   engineer's position is kept as taste (``bias``);
 - stale audio, a lost desk or a model error hold every fader where it is;
@@ -462,8 +463,10 @@ def _advance(config: PolicyConfig, s: ChannelState, target: float, desk_db: floa
     low, high = _bounds(config, s)
     to_db = held_db_within(law, position, low, high)
     rate_ok = now - s.last_write_s >= 1.0 / settings.max_writes_per_s - 1e-9
-    still_moving = slewed or held_db(law, target) != to_db
+    still_moving = slewed or held_db_within(law, target, low, high) != to_db
     updated = replace(s, position_db=position, target_db=target, moving=still_moving, reason=reason)
-    if to_db == held_db(law, desk_db) or not rate_ok:
+    final = to_db == held_db_within(law, target, low, high)
+    too_small = abs(to_db - desk_db) < settings.min_step_db and not final  # fewer, purposeful motor moves
+    if to_db == held_db(law, desk_db) or not rate_ok or too_small:
         return updated, None
     return replace(updated, written=True, last_write_s=now), (desk_db, to_db, reason)

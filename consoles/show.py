@@ -45,6 +45,7 @@ class PolicySettings:
     stale_audio_s: float = 0.25  # no audio for this long holds every fader
     max_writes_per_s: float = 20.0  # per fader
     deadband_db: float = 0.5  # a fader starts moving only when its target is this far away
+    min_step_db: float = 0.3  # smallest move sent while riding (the last step to the target may be smaller)
     settle_s: float = 3.0  # mapping = "keep": how long after arm the model settles before its balance is learned
 
 
@@ -139,6 +140,7 @@ def _parse_policy(reader: TableReader | None) -> PolicySettings:
         stale_audio_s=reader.number("stale_audio_s", d.stale_audio_s, low=0.05, high=10.0),
         max_writes_per_s=reader.number("max_writes_per_s", d.max_writes_per_s, low=0.1, high=100.0),
         deadband_db=reader.number("deadband_db", d.deadband_db, low=0.0, high=10.0),
+        min_step_db=reader.number("min_step_db", d.min_step_db, low=0.0, high=6.0),
         settle_s=reader.number("settle_s", d.settle_s, low=0.0, high=60.0),
     )
     reader.finish()

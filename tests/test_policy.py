@@ -298,3 +298,14 @@ def test_properties_hold_for_any_show(actions, modes, start):
             assert rig.faders[ch] == held_db(LAW, snapshot[ch]), "kill did not restore the snapshot"
         elif ch not in engineer_touched:
             assert rig.faders[ch] == held_db(LAW, snapshot[ch])
+
+
+def test_motors_move_in_purposeful_steps():
+    rig = Rig(make_config(min_step_db=0.5, window_db=12.0, total_gain_cap_db=12.0, ceiling_db=10.0))
+    rig.arm()
+    rig.run(6.0, {1: -12.0, 2: 6.0, 3: 0.0, 4: 0.0})
+    for ch in (1, 2):
+        sizes = [abs(m.to_db - m.from_db) for _, m in rig.moves if m.channel == ch]
+        assert len(sizes) >= 3
+        assert all(size >= 0.5 - 1e-9 for size in sizes[:-1]), sizes  # only the arrival may be smaller
+    assert rig.faders[1] == pytest.approx(-10.5, abs=0.2) and rig.faders[2] == pytest.approx(7.5, abs=0.2)  # offset -1.5
