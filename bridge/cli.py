@@ -24,7 +24,8 @@ from rich.table import Table
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
 from ailive.consoles.faderlaw import describe
-from ailive.consoles.profile import Profile, get_profile, load_profiles
+from ailive.consoles.profile import (Profile, dump_toml, get_profile, load_profile_file, load_profile_files,
+                                     load_profiles, resolved_table)
 from ailive.consoles.show import DeskAddress, Show, load_show, parse_address
 from ailive.consoles.sim import DeskSimulator
 
@@ -77,17 +78,36 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="ailive: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
-@main.command()
+def profile_dirs_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--profiles DIR`` (repeatable): more profile folders, searched last (docs/profiles.md)."""
+    return click.option("--profiles", "profile_dirs", multiple=True, metavar="DIR",
+                        type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        help="Also load desk profiles from this folder (repeatable; later ones override by name).")(command)
+
+
+def _dirs(ctx: click.Context, profile_dirs: tuple[Path, ...]) -> list[Path]:
+    """The group's --profiles folders, then the subcommand's."""
+    return [*((ctx.obj or {}).get("profile_dirs", ())), *profile_dirs]
+
+
+@main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def profiles(as_json: bool) -> None:
-    """List the desk profiles this bridge speaks.
+@profile_dirs_option
+@click.pass_context
+def profiles(ctx: click.Context, as_json: bool, profile_dirs: tuple[Path, ...]) -> None:
+    """List the desk profiles this bridge speaks (built-in, user, --profiles folders).
 
     \b
-    Example:
+    Examples:
       ailive profiles --json
+      ailive profiles show x32 > ~/.config/ailive/profiles/mydesk.toml
+      ailive profiles validate mydesk.toml
     """
+    ctx.obj = {"profile_dirs": tuple(profile_dirs)}
+    if ctx.invoked_subcommand is not None:
+        return
     try:
-        found = load_profiles()
+        found = load_profiles(list(profile_dirs))
     except AiliveError as exc:
         fail(str(exc))
     rows = [_profile_row(p) for p in found.values()]
@@ -95,27 +115,77 @@ def profiles(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="Desk profiles")
-    for column in ("name", "vendor", "transport/port", "channels", "fader law"):
+    for column in ("name", "vendor", "transport/port", "channels", "fader law", "source"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row["name"], row["vendor"], f"{row['transport']}/{row['port']}", str(row["channels"]),
-                      row["fader_law"])
+                      row["fader_law"], row["source_kind"] if row["source_kind"] == "built-in"
+                      else f"{row['source_kind']}: {row['source']}")
     _console().print(table)
+
+
+@profiles.command("show")
+@click.argument("name")
+@profile_dirs_option
+@click.pass_context
+def profiles_show(ctx: click.Context, name: str, profile_dirs: tuple[Path, ...]) -> None:
+    """Print a profile fully resolved ('extends' applied) as TOML, to copy under a new name and edit.
+
+    \b
+    Example:
+      ailive profiles show x32 > ~/.config/ailive/profiles/mydesk.toml
+    """
+    try:
+        table = resolved_table(name, _dirs(ctx, profile_dirs))
+    except AiliveError as exc:
+        fail(str(exc))
+    click.echo(f"# The {table['name']} profile, resolved. Save it under a new name, change 'name', edit; see docs/profiles.md.")
+    click.echo(dump_toml(table), nl=False)
+
+
+@profiles.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@profile_dirs_option
+@click.pass_context
+def profiles_validate(ctx: click.Context, files: tuple[Path, ...], profile_dirs: tuple[Path, ...]) -> None:
+    """Check profile files: one 'ok' line per good file, one error line (file, key, expected, got) per bad one.
+
+    \b
+    Example:
+      ailive profiles validate ~/.config/ailive/profiles/*.toml
+    """
+    try:
+        results = load_profile_files(list(files), _dirs(ctx, profile_dirs))
+    except AiliveError as exc:
+        fail(str(exc))
+    bad = 0
+    for path, result in results:
+        if isinstance(result, Exception):
+            bad += 1
+            click.echo(f"ailive: error: {result}", err=True)
+        else:
+            click.echo(f"ok: {path}: profile {result.name} ({result.vendor}, {describe(result.law)})")
+    if bad:
+        sys.exit(1)
 
 
 def _profile_row(p: Profile) -> dict[str, Any]:
     return {
         "name": p.name, "vendor": p.vendor, "transport": p.transport, "port": p.port,
         "channels": p.channels, "fader_law": describe(p.law), "models": list(p.models), "source": p.source,
+        "source_kind": p.source_kind,
     }
 
 
 @main.command()
-@click.argument("desk")
+@click.argument("desk", required=False)
+@click.option("--profile", "profile_ref", metavar="FILE|NAME", help="Simulate this profile file (or profile name) instead of DESK.")
+@profile_dirs_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="UDP port (default: the desk's own; 0 picks a free one).")
 @click.option("--channels", type=click.IntRange(1, 256), default=None, help="Input channels (default: the desk's).")
-def sim(desk: str, host: str, port: int | None, channels: int | None) -> None:
+def sim(desk: str | None, profile_ref: str | None, profile_dirs: tuple[Path, ...], host: str, port: int | None,
+        channels: int | None) -> None:
     """Run a desk simulator in the foreground until Ctrl-C or SIGTERM.
 
     It answers stock OSC clients like the desk would. Prints one line with its
@@ -124,9 +194,17 @@ def sim(desk: str, host: str, port: int | None, channels: int | None) -> None:
     \b
     Example:
       ailive sim x32 --port 10023
+      ailive sim --profile mydesk.toml --port 0
     """
+    if (desk is None) == (profile_ref is None):
+        fail("give a DESK name or --profile FILE|NAME (one of them)", 2)
+    ref = desk or profile_ref
+    assert ref is not None
     try:
-        profile = get_profile(desk)
+        if profile_ref is not None and Path(ref).is_file():
+            profile = load_profile_file(Path(ref), list(profile_dirs))
+        else:
+            profile = get_profile(ref, list(profile_dirs))
     except AiliveError as exc:
         fail(str(exc))
     _run_async(lambda: _serve_simulator(profile, host, port, channels))
@@ -155,9 +233,9 @@ async def _serve_simulator(profile: Profile, host: str, port: int | None, channe
         await simulator.stop()
 
 
-def _load_show_or_fail(path: str, desk: str | None) -> Show:
+def _load_show_or_fail(path: str, desk: str | None, profile_dirs: tuple[Path, ...] = ()) -> Show:
     try:
-        show = load_show(path)
+        show = load_show(path, list(profile_dirs))
         if desk:
             try:
                 show = show.with_desk(parse_address(desk, show.profile.port))
@@ -175,7 +253,9 @@ def _load_show_or_fail(path: str, desk: str | None) -> Show:
               help="Seconds to wait for each answer (three tries).")
 @click.option("--jack-server", default=None, help="Name of the JACK server whose ports to list (default: the default server).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def check(show_file: str, desk: str | None, timeout_s: float, jack_server: str | None, as_json: bool) -> None:
+@profile_dirs_option
+def check(show_file: str, desk: str | None, timeout_s: float, jack_server: str | None, as_json: bool,
+          profile_dirs: tuple[Path, ...]) -> None:
     """Validate a show file, reach its desk and show what the desk holds.
 
     Nothing is written to the desk. Exits non-zero when the show file is
@@ -185,7 +265,7 @@ def check(show_file: str, desk: str | None, timeout_s: float, jack_server: str |
     Example:
       ailive check examples/x32-demo.toml --desk 127.0.0.1:10023
     """
-    show = _load_show_or_fail(show_file, desk)
+    show = _load_show_or_fail(show_file, desk, profile_dirs)
     report = _run_async(lambda: _inspect_desk(show, timeout_s))
     report["jack"] = _inspect_jack(show, jack_server)
     problems = report["problems"]
@@ -285,8 +365,10 @@ def _print_check(report: dict[str, Any]) -> None:
 @click.option("--mqtt", "mqtt", metavar="HOST[:PORT]",
               help="Publish telemetry to this MQTT broker and take commands from it (overrides the show's [mqtt] host; "
                    "credentials, TLS and token still come from the show file).")
+@profile_dirs_option
 def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: float, duration_s: float | None, model: str,
-        journal_dir: Path, jack_server: str | None, fast: bool, headless: bool, mqtt: str | None) -> None:
+        journal_dir: Path, jack_server: str | None, fast: bool, headless: bool, mqtt: str | None,
+        profile_dirs: tuple[Path, ...]) -> None:
     """Ride the faders of the show file's desk.
 
     Starts disarmed unless --arm is given: it reads the desk and proposes,
@@ -304,7 +386,7 @@ def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: f
     from .runner import RunOptions, run_show
     from .telemetry import parse_broker
 
-    show = _load_show_or_fail(show_file, desk)
+    show = _load_show_or_fail(show_file, desk, profile_dirs)
     broker = None
     if mqtt is not None:
         try:
@@ -325,7 +407,8 @@ def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: f
               show_default=True, help="The journal directory the bridge ran with.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.05, 30.0), default=0.5, show_default=True,
               help="Seconds to wait for each answer (three tries).")
-def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: float) -> None:
+@profile_dirs_option
+def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: float, profile_dirs: tuple[Path, ...]) -> None:
     """Put the faders back where they were when the bridge last armed.
 
     Works from the journal on disk, so it also works after a crash or a
@@ -337,7 +420,7 @@ def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: floa
     """
     from .runner import restore_show
 
-    show = _load_show_or_fail(show_file, desk)
+    show = _load_show_or_fail(show_file, desk, profile_dirs)
     result = _run_async(lambda: restore_show(show, journal_dir, timeout_s))
     console = _console()
     console.print(f"restored the snapshot of {result.snapshot.show} taken at {_wall(result.snapshot.time_s)} "

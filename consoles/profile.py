@@ -14,6 +14,8 @@ string; model names matched by prefix), ``replies_to_sender`` with
 """
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,6 +35,10 @@ REPLY_FIELDS = {"text": "s", "position": "f", "value": ""}
 TAKEOVER_RULES = ("refuse", "last_wins")
 #: How a reported model name is compared with the profile's ``models``.
 MODEL_MATCH = ("exact", "prefix")
+#: Where a profile was found: shipped with the bridge, the user's config folder, a named folder.
+SOURCE_KINDS = ("built-in", "user", "dir")
+#: os.pathsep-separated folders of profiles, searched after the user's config folder.
+PROFILES_ENV = "AILIVE_PROFILES"
 
 
 def _render(template: str, **values: int) -> str:
@@ -204,6 +210,7 @@ class Profile:
     receive_port: int | None = None  # desks that answer to a configured port, not the sender's: the default one
     pushes_hand_moves: bool = True  # False: an engineer's fader move is never pushed; only polling finds it
     feedback: Feedback | None = None
+    source_kind: str = "built-in"  # where it was found on the search path: built-in, user, dir (SOURCE_KINDS)
 
     @property
     def law(self) -> FaderLaw:
@@ -475,22 +482,61 @@ def builtin_profile_dir() -> Path:
     return Path(str(resources.files("ailive.consoles") / "profiles"))
 
 
-def _raw_profiles(dirs: list[Path]) -> dict[str, tuple[dict[str, Any], str]]:
-    raw: dict[str, tuple[dict[str, Any], str]] = {}
-    for directory in dirs:
-        for path in sorted(directory.glob("*.toml")):
-            data = read_toml(path, ProfileSchemaError)
-            name = data.get("name", path.stem)
-            if not isinstance(name, str):
-                raise ProfileSchemaError(str(path), "name", "a string", name)
-            raw[name] = (data, str(path))
+def user_profile_dir() -> Path:
+    """``$XDG_CONFIG_HOME/ailive/profiles`` (default ``~/.config/ailive/profiles``)."""
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "ailive" / "profiles"
+
+
+def profile_search_path(extra_dirs: list[Path] | None = None) -> list[tuple[str, Path]]:
+    """Folders searched for profiles, in order, each with its source kind; later ones override earlier ones by name.
+
+    Built-in, then the user's config folder, then ``$AILIVE_PROFILES`` (os.pathsep-separated), then ``extra_dirs``
+    (``--profiles DIR``). A folder that does not exist holds no profiles.
+    """
+    path = [("built-in", builtin_profile_dir()), ("user", user_profile_dir())]
+    path += [("dir", Path(d)) for d in os.environ.get(PROFILES_ENV, "").split(os.pathsep) if d]
+    path += [("dir", Path(d)) for d in extra_dirs or []]
+    return path
+
+
+#: name -> (raw table, file, source kind)
+RawProfiles = dict[str, tuple[dict[str, Any], str, str]]
+
+
+def _read_raw(path: Path) -> tuple[str, dict[str, Any]]:
+    data = read_toml(path, ProfileSchemaError)
+    name = data.get("name", path.stem)
+    if not isinstance(name, str):
+        raise ProfileSchemaError(str(path), "name", "a string", name)
+    return name, data
+
+
+def _add_files(raw: RawProfiles, files: list[Path], kind: str) -> None:
+    """Add profile files; two files with one name in one folder are an error naming both."""
+    seen: dict[tuple[Path, str], Path] = {}
+    for path in files:
+        name, data = _read_raw(path)
+        key = (path.resolve().parent, name)
+        if key in seen:
+            raise ProfileError(f"two profiles named {name!r} in one folder: {seen[key]} and {path}")
+        seen[key] = path
+        raw[name] = (data, str(path), kind)
+
+
+def _raw_profiles(dirs: list[tuple[str, Path]]) -> RawProfiles:
+    raw: RawProfiles = {}
+    for kind, directory in dirs:
+        if directory.is_dir():
+            _add_files(raw, sorted(directory.glob("*.toml")), kind)
     return raw
 
 
-def _resolve(name: str, raw: dict[str, tuple[dict[str, Any], str]], chain: tuple[str, ...] = ()) -> dict[str, Any]:
+def _resolve(name: str, raw: RawProfiles, chain: tuple[str, ...] = ()) -> dict[str, Any]:
     if name in chain:
-        raise ProfileError(f"profile {chain[0]!r}: 'extends' forms a cycle: {' -> '.join(chain + (name,))}")
-    data, path = raw[name]
+        raise ProfileError(f"{raw[chain[0]][1]}: profile {chain[0]!r}: 'extends' forms a cycle: "
+                           f"{' -> '.join(chain + (name,))}")
+    data, path, _ = raw[name]
     parent = data.get("extends")
     if not parent:
         return data
@@ -499,16 +545,111 @@ def _resolve(name: str, raw: dict[str, tuple[dict[str, Any], str]], chain: tuple
     return _merge(_resolve(parent, raw, chain + (name,)), {k: v for k, v in data.items() if k != "extends"})
 
 
+def _build(name: str, raw: RawProfiles) -> Profile:
+    data, path, kind = raw[name]
+    profile = parse_profile(_resolve(name, raw), path)
+    return profile if kind == "built-in" else _with_kind(profile, kind)
+
+
+def _with_kind(profile: Profile, kind: str) -> Profile:
+    from dataclasses import replace
+
+    return replace(profile, source_kind=kind)
+
+
 def load_profiles(extra_dirs: list[Path] | None = None) -> dict[str, Profile]:
-    """All profiles by name: built-in first, later directories override by name."""
-    raw = _raw_profiles([builtin_profile_dir(), *(extra_dirs or [])])
-    return {name: parse_profile(_resolve(name, raw), raw[name][1]) for name in sorted(raw)}
+    """All profiles by name along :func:`profile_search_path`; later folders override earlier ones by name."""
+    raw = _raw_profiles(profile_search_path(extra_dirs))
+    return {name: _build(name, raw) for name in sorted(raw)}
 
 
 def get_profile(name: str, extra_dirs: list[Path] | None = None) -> Profile:
     """One profile by name, or a clear error listing the known ones."""
     profiles = load_profiles(extra_dirs)
     try:
-        return profiles[name.lower()]
+        return profiles[name] if name in profiles else profiles[name.lower()]
     except KeyError:
         raise ProfileError(f"unknown desk {name!r}; known desks: {', '.join(sorted(profiles))}") from None
+
+
+def load_profile_files(files: list[Path], extra_dirs: list[Path] | None = None) -> list[tuple[Path, Profile | Exception]]:
+    """Validate profile files against the search path (they may extend any known profile, or each other).
+
+    Returns each file with its profile, or the :class:`ProfileError` that says what is wrong with it.
+    """
+    raw = _raw_profiles(profile_search_path(extra_dirs))
+    results: list[tuple[Path, Profile | Exception]] = []
+    named: list[tuple[Path, str]] = []
+    seen: dict[tuple[Path, str], Path] = {}
+    for path in files:
+        try:
+            name, data = _read_raw(path)
+            key = (path.resolve().parent, name)
+            if key in seen:
+                raise ProfileError(f"two profiles named {name!r} in one folder: {seen[key]} and {path}")
+            seen[key] = path
+        except ProfileError as exc:
+            results.append((path, exc))
+            continue
+        raw[name] = (data, str(path), "dir")
+        named.append((path, name))
+    for path, name in named:
+        try:
+            if raw[name][1] != str(path):
+                raise ProfileError(f"{path}: its name {name!r} is taken by {raw[name][1]}")
+            results.append((path, _build(name, raw)))
+        except ProfileError as exc:
+            results.append((path, exc))
+    order = {p: i for i, p in enumerate(files)}
+    return sorted(results, key=lambda r: order[r[0]])
+
+
+def load_profile_file(path: Path, extra_dirs: list[Path] | None = None) -> Profile:
+    """One profile file, resolved against the search path; raises its :class:`ProfileError`."""
+    [(_, result)] = load_profile_files([path], extra_dirs)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def resolved_table(name: str, extra_dirs: list[Path] | None = None) -> dict[str, Any]:
+    """The fully merged TOML table of a profile (``extends`` applied and dropped), validated."""
+    raw = _raw_profiles(profile_search_path(extra_dirs))
+    if name not in raw:
+        get_profile(name, extra_dirs)  # raises the error listing known desks
+        name = name.lower()
+    _build(name, raw)
+    return _resolve(name, raw)
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "-_" for c in key) else _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return ("-" if value < 0 else "+") + "inf" if math.isinf(value) else "nan"
+        return repr(value)
+    if isinstance(value, str):
+        out = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        return f'"{out}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def dump_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """A profile table as TOML text: plain keys first, then one ``[section]`` per table (nested ones inline)."""
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            name = f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key)
+            lines += ["", f"[{name}]", dump_toml(value, name).rstrip("\n")]
+    return "\n".join(line for line in lines) + "\n"
