@@ -12,7 +12,6 @@ import logging
 import math
 import signal
 import sys
-from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -26,7 +25,7 @@ from ailive.consoles.errors import AiliveError
 from ailive.consoles.faderlaw import describe
 from ailive.consoles.profile import (Profile, dump_toml, get_profile, load_profile_file, load_profile_files,
                                      load_profiles, resolved_table)
-from ailive.consoles.show import DeskAddress, Show, load_show, parse_address
+from ailive.consoles.show import Show, load_show, parse_address
 from ailive.consoles.sim import DeskSimulator
 
 

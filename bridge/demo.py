@@ -112,7 +112,7 @@ async def run_demo(options: DemoOptions) -> DemoSummary:
         show = show.with_desk(DeskAddress(*desk.address))
         journal = Journal(options.out / "journal", show.name)
         journal.open()
-        driver = OscDeskDriver(profile, "127.0.0.1", desk.port, show.desk_channels)
+        driver = OscDeskDriver.for_show(show, profile=profile, local_port=0)  # the simulator answers the sender
         try:
             await driver.connect()
             await source.start()

@@ -411,7 +411,6 @@ def _offset(channels: Mapping[int, ChannelState], gains: Mapping[int, float], el
 
 
 def _bounded_target(config: PolicyConfig, s: ChannelState, gain: float, offset: float) -> float:
-    settings = config.settings
     low, high = _bounds(config, s)
     return min(max(gain + s.bias_db - offset, low), high)
 

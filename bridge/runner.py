@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import math
 import os
 import signal
 import sys
@@ -164,7 +163,5 @@ async def restore_show(show: Show, journal_dir: Path, reply_timeout_s: float = 0
             driver.set_fader_db(ch, snapshot.faders_db[ch])
         await asyncio.sleep(0.1)
         restored = {ch: await driver.read_fader_db(ch) for ch in channels}
-    failed = [ch for ch in channels
-              if not (restored[ch] == held_db(law, snapshot.faders_db[ch])
-                      or (math.isinf(restored[ch]) and math.isinf(snapshot.faders_db[ch])))]
+    failed = [ch for ch in channels if restored[ch] != held_db(law, snapshot.faders_db[ch])]  # -inf == -inf for off
     return RestoreResult(snapshot, restored, failed)

@@ -21,7 +21,7 @@ import logging
 import math
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import osc
@@ -304,11 +304,6 @@ class OscDeskDriver:
     async def read_fader_db(self, channel: int) -> float:
         """Ask the desk for a fader now, in dB (``-inf`` when off)."""
         return self.profile.law.to_db(await self.read_fader(channel))
-
-    def held_db(self, db: float) -> float:
-        """The level the desk would hold if sent ``db``: compare against this, never the request."""
-        law = self.profile.law
-        return law.to_db(law.quantize(law.from_db(db)))
 
     def set_fader_db(self, channel: int, db: float) -> float:
         """Move a fader to ``db``; returns the level the desk will hold. Rate-limited, deduplicated."""

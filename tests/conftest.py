@@ -10,6 +10,9 @@ import pytest
 from ailive.consoles.profile import Profile, get_profile
 from ailive.consoles.sim import DeskSimulator
 
+# Real jackd and mosquitto fixtures (jack_server, own_jack_server, mosquitto, mosquitto_factory).
+pytest_plugins = ["tests.jackserver", "tests.mosquitto"]
+
 
 @pytest.fixture
 def x32_profile() -> Profile:

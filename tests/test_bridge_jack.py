@@ -20,8 +20,8 @@ from ailive.consoles.show import DeskAddress, load_show
 from ailive.models.registry import load_model
 from tests.conftest import wait_for
 from tests.signals import noise_channels
-from tests.jackserver import JackPlayer, jack_server, own_jack_server  # noqa: F401
-from tests.test_cli import AILIVE, RunningSim, ailive, desk_faders
+from tests.jackserver import JackPlayer
+from tests.test_cli import AILIVE, RunningSim, ailive
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "x32-demo.toml"
 RATE = 48000
@@ -73,7 +73,7 @@ async def test_bridge_taps_jack_brings_a_hot_channel_down_respects_a_hand_and_ki
                 await wait_for(lambda: all(x32_sim.fader_db(ch) == snapshot[ch] for ch in show.desk_channels), timeout_s=2.0)
             finally:
                 engine.stop()
-                status = await task
+                await task
                 await driver.close()
                 await source.stop()
         kinds = [r.get("what") for r in read_records(journal.path) if r["kind"] == "event"]

@@ -20,14 +20,7 @@ from ailive.bridge.sources import (
     match_port,
     port_short_names,
 )
-from tests.jackserver import (  # noqa: F401
-    JackPlayer,
-    jack_server,
-    jackd_pids,
-    own_jack_server,
-    server_is_up,
-    stale_servers,
-)
+from tests.jackserver import JackPlayer, jackd_pids, server_is_up, stale_servers
 
 RATE = 48000
 BLOCK_FRAMES = 2400  # 50 ms, the control rate

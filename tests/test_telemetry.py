@@ -26,7 +26,7 @@ from ailive.consoles.show import DeskAddress, MqttSettings, Show, load_show
 from ailive.models.registry import load_model
 from tests.test_show import MINIMAL as SHOW_MINIMAL
 from tests.conftest import wait_for
-from tests.mosquitto import Mosquitto, TlsFiles, free_port, mosquitto, mosquitto_factory  # noqa: F401 (fixtures)
+from tests.mosquitto import Mosquitto, TlsFiles, free_port
 from tests.test_engine import write_stems
 
 ROOT = Path(__file__).resolve().parent.parent
