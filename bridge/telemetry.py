@@ -11,8 +11,9 @@ Topics under ``<prefix>/<show>/`` (``docs/mqtt.md`` has the payloads):
 - ``cmd/arm``, ``cmd/disarm``, ``cmd/kill``, ``cmd/ch/<n>/mode``: commands,
   answered on ``cmd/result`` with the request's ``id``.
 
-Commands go through the engine's own entry points (the ones the keyboard
-uses), so they are applied at the start of a control step and the policy may
+Commands pass the same gate as the web surface's (``bridge.commands``) and
+go through the engine's own entry points (the ones the keyboard uses), so
+they are applied at the start of a control step and the policy may
 still refuse them; the answer waits for that step. Nothing here can stall the
 control loop: the engine's listener only appends to a bounded queue, channel
 updates are sampled (the newest wins, nothing queues), and every network call
@@ -22,7 +23,6 @@ telemetry, never mixing: the task reconnects with backoff.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import math
@@ -35,16 +35,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ailive.consoles.errors import AiliveError
-from ailive.consoles.show import CHANNEL_MODES, MqttSettings, split_host_port
+from ailive.consoles.show import MqttSettings, split_host_port
 
+from .commands import COMMAND_TIMEOUT_S, MAX_COMMAND_BYTES, PAYLOAD_VERSION, CommandGate
 from .engine import Engine, EngineStatus
 
 log = logging.getLogger(__name__)
 
-#: The ``v`` field of every payload; bumped when a field changes meaning.
-PAYLOAD_VERSION = 1
-#: Commands longer than this are refused unread.
-MAX_COMMAND_BYTES = 4096
 #: Fastest per-channel update rate is 1 / CHANNEL_PERIOD_S.
 CHANNEL_PERIOD_S = 0.1
 #: An unchanged channel is still republished this often (a watcher sees it is alive).
@@ -53,17 +50,12 @@ CHANNEL_REFRESH_S = 1.0
 STATE_PERIOD_S = 5.0
 #: Events waiting for the broker; the oldest are dropped (and counted) beyond this.
 EVENT_QUEUE = 1024
-#: A command the control loop has not applied within this long is answered as failed.
-COMMAND_TIMEOUT_S = 2.0
 #: Reconnect backoff: first wait, longest wait (doubling in between, with jitter).
 BACKOFF_S = (0.5, 30.0)
 #: The broker declares the bridge gone (last will) after 1.5 keepalives of silence.
 KEEPALIVE_S = 10
 #: Commands waiting to be read; further ones are dropped by the client (a flood cannot grow memory).
 INCOMING_QUEUE = 64
-
-_REQUEST_KEYS = frozenset({"v", "id", "token"})
-_ID_MAX_CHARS = 128
 
 
 class TelemetryError(AiliveError):
@@ -132,26 +124,6 @@ class TelemetryStats:
     last_error: str = ""
 
 
-class Refused(Exception):
-    """A command is refused before it reaches the engine; the message is the reason sent back."""
-
-
-@dataclass
-class _Pending:
-    """A command handed to the engine, waiting for the control step that applies it."""
-
-    request_id: str | int | None
-    command: str  # as on the topic: arm, disarm, kill, ch/<n>/mode
-    engine_command: str  # as the engine journals it: arm, disarm, kill, mode
-    after_step: int  # engine.status.steps when queued: applied once steps exceeds it
-    deadline_s: float
-    channel: int | None = None
-    mode: str = ""  # ch/<n>/mode: the mode asked for
-    expected_event: str = ""  # the policy event that shows it took effect
-    refusal: str | None = None
-    detail: str = ""
-
-
 class Telemetry:
     """Publishes one engine's state, channels and events to an MQTT broker and takes commands from it.
 
@@ -174,15 +146,11 @@ class Telemetry:
         self.root = topic_root(settings, name)
         self.channel_period_s = channel_period_s
         self.state_period_s = state_period_s
-        self.max_command_bytes = max_command_bytes
-        self.command_timeout_s = command_timeout_s
         self.backoff_s = backoff_s
         self.keepalive_s = keepalive_s
         self._wall_clock = wall_clock
-        self._channels = {c.desk_channel: c for c in engine.show.channels}
         self._events: deque[dict[str, Any]] = deque(maxlen=event_queue)
         self._results: deque[dict[str, Any]] = deque(maxlen=INCOMING_QUEUE)
-        self._pending: list[_Pending] = []
         self._seq = 0
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
@@ -192,6 +160,9 @@ class Telemetry:
         self.connected = False
         self.stats = TelemetryStats()
         engine.add_listener(self._on_record)
+        self._commands = CommandGate(engine, origin="mqtt", token=settings.token, where=f" under {self.topic('cmd/')}",
+                                     max_command_bytes=max_command_bytes, command_timeout_s=command_timeout_s,
+                                     counters=self.stats, wall_clock=wall_clock)
 
     # ----- topics ------------------------------------------------------------------------
 
@@ -235,24 +206,7 @@ class Telemetry:
             self.stats.events_dropped += 1
         self._seq += 1
         self._events.append({"seq": self._seq, "t": round(self._wall_clock(), 3), **record})
-        if self._pending:
-            self._match_pending(record)
         self._wake.set()
-
-    def _match_pending(self, record: dict[str, Any]) -> None:
-        """Tie a refusal or a policy event of the step now running to the command it answers."""
-        step = self.engine.status.steps  # the running step increments it when it ends
-        kind = record.get("kind")
-        for pending in self._pending:
-            if pending.after_step != step or pending.refusal is not None:
-                continue
-            if kind == "refused" and record.get("command") == pending.engine_command:
-                pending.refusal = str(record.get("reason", "refused"))
-                return
-            if (kind == "event" and record.get("what") == pending.expected_event and not pending.detail
-                    and (pending.channel is None or record.get("ch") == pending.channel)):
-                pending.detail = str(record.get("detail") or record.get("what"))
-                return
 
     # ----- the connection loop -----------------------------------------------------------
 
@@ -336,7 +290,7 @@ class Telemetry:
             task.result()
 
     async def _goodbye(self, client: Any) -> None:
-        self._settle_commands(final=True)
+        self._commands.settle(final=True)
         await self._flush(client)
         await client.publish(self.topic("state"), self._offline_payload("bridge stopped"), qos=1, retain=True, timeout=1.0)
         log.info("mqtt: said goodbye to %s", self.broker)
@@ -353,7 +307,7 @@ class Telemetry:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            self._settle_commands()
+            self._commands.settle()
             await self._flush(client)
             if loop.time() >= next_channels:
                 next_channels = loop.time() + self.channel_period_s
@@ -412,7 +366,7 @@ class Telemetry:
                                 {"v": PAYLOAD_VERSION, **fields, "t": round(self._wall_clock(), 3)})
             self._last_channel[ch.channel] = (key, now)
 
-    # ----- commands ----------------------------------------------------------------------
+    # ----- commands ------------------------------------------------------------------------
 
     async def _command_loop(self, client: Any) -> None:
         prefix = self.topic("cmd/")
@@ -420,134 +374,5 @@ class Telemetry:
             topic = str(message.topic)
             if not topic.startswith(prefix) or topic == self.topic("cmd/result"):
                 continue
-            self._take_command(topic[len(prefix):], message.payload, retained=bool(message.retain))
+            self._commands.take(topic[len(prefix):], message.payload, self._results.append, retained=bool(message.retain))
             self._wake.set()
-
-    def _take_command(self, command: str, payload: bytes | bytearray | str | None, *, retained: bool = False) -> None:
-        """Validate one command and hand it to the engine, or answer with the reason it is refused."""
-        command = command[:100]
-        request_id: str | int | None = None
-        try:
-            raw = payload.encode() if isinstance(payload, str) else bytes(payload or b"")
-            if len(raw) > self.max_command_bytes:
-                raise Refused(f"payload of {len(raw)} bytes is over the {self.max_command_bytes}-byte limit")
-            try:
-                body = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise Refused("payload is not UTF-8 text; expected a JSON object such as {\"id\": \"1\"}") from None
-            except json.JSONDecodeError as exc:
-                raise Refused(f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                              "expected a JSON object such as {\"id\": \"1\"}") from None
-            if not isinstance(body, dict):
-                raise Refused(f"expected a JSON object, got {type(body).__name__ if body is not None else 'null'}")
-            request_id = self._request_id(body)
-            if retained:
-                raise Refused("a retained command is never acted on (it would act again at every reconnect); "
-                              "publish commands without -r, and clear this one with an empty retained message")
-            self._check_token(body)
-            if "v" in body and (isinstance(body["v"], bool) or body["v"] != PAYLOAD_VERSION):
-                raise Refused(f"v: this bridge speaks payload version {PAYLOAD_VERSION}, got {body['v']!r}")
-            pending = self._parse_command(command, body, request_id)
-        except Refused as exc:
-            self._refuse(command, request_id, str(exc))
-            return
-        self._pending.append(pending)
-        self.stats.commands_queued += 1
-        log.info("mqtt: command %s (id %r) queued", command, request_id)
-        if pending.engine_command == "arm":
-            self.engine.arm(origin="mqtt")
-        elif pending.engine_command == "disarm":
-            self.engine.disarm(origin="mqtt")
-        elif pending.engine_command == "kill":
-            self.engine.kill(origin="mqtt")
-        else:
-            assert pending.channel is not None
-            self.engine.set_mode(pending.channel, pending.mode, origin="mqtt")
-
-    @staticmethod
-    def _request_id(body: dict[str, Any]) -> str | int | None:
-        value = body.get("id")
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, str) and len(value) > _ID_MAX_CHARS):
-            raise Refused(f"id: expected a string of at most {_ID_MAX_CHARS} characters or an integer")
-        return value
-
-    def _check_token(self, body: dict[str, Any]) -> None:
-        wanted = self.settings.token
-        if not wanted:
-            return
-        given = body.get("token")
-        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), wanted.encode()):
-            raise Refused("unauthorised: this bridge wants the show's command token in \"token\"; "
-                          + ("it is missing" if given is None else "the one given is wrong"))
-
-    def _parse_command(self, command: str, body: dict[str, Any], request_id: str | int | None) -> _Pending:
-        deadline = time.monotonic() + self.command_timeout_s
-        step = self.engine.status.steps
-        if command in ("arm", "disarm", "kill"):
-            self._no_other_keys(body, set())
-            expected = {"arm": "armed", "disarm": "disarmed", "kill": "killed"}[command]
-            return _Pending(request_id, command, command, step, deadline, expected_event=expected)
-        parts = command.split("/")
-        if len(parts) == 3 and parts[0] == "ch" and parts[2] == "mode":
-            channel = self._channel(parts[1])
-            self._no_other_keys(body, {"mode"})
-            mode = body.get("mode")
-            if mode not in CHANNEL_MODES:
-                got = "it is missing" if "mode" not in body else f"got {mode!r}"
-                raise Refused(f"mode: expected one of {', '.join(CHANNEL_MODES)}; {got}")
-            mapped = self._channels[channel]
-            if mapped.mode == "excluded" and mode != "excluded":
-                raise Refused(f"desk channel {channel} ({mapped.name}) is excluded in the show file: it is never "
-                              "analysed, so it stays excluded")
-            return _Pending(request_id, command, "mode", step, deadline, channel=channel, mode=mode, expected_event="mode")
-        known = "arm, disarm, kill, ch/<n>/mode"
-        raise Refused(f"unknown command {command!r}; the commands are {known} under {self.topic('cmd/')}")
-
-    def _channel(self, text: str) -> int:
-        mapped = ", ".join(str(ch) for ch in self._channels)
-        if not text.isdigit() or str(int(text)) != text:
-            raise Refused(f"channel {text!r}: expected a desk channel number mapped in the show ({mapped})")
-        channel = int(text)
-        if channel not in self._channels:
-            raise Refused(f"desk channel {channel} is not mapped in show {self.engine.show.name} (mapped: {mapped})")
-        return channel
-
-    @staticmethod
-    def _no_other_keys(body: dict[str, Any], allowed: set[str]) -> None:
-        unknown = sorted(set(body) - _REQUEST_KEYS - allowed)
-        if unknown:
-            known = ", ".join(sorted(_REQUEST_KEYS | allowed))
-            raise Refused(f"unknown key {unknown[0]!r} (known: {known})")
-
-    def _refuse(self, command: str, request_id: str | int | None, reason: str) -> None:
-        self.stats.commands_refused += 1
-        log.warning("mqtt: command %s (id %r) refused: %s", command, request_id, reason)
-        self._results.append({"v": PAYLOAD_VERSION, "id": request_id, "command": command, "ok": False, "reason": reason,
-                              "t": round(self._wall_clock(), 3)})
-
-    def _settle_commands(self, final: bool = False) -> None:
-        """Answer every command whose control step has run (or that waited too long)."""
-        if not self._pending:
-            return
-        steps = self.engine.status.steps
-        now = time.monotonic()
-        waiting = []
-        for p in self._pending:
-            if p.refusal is not None:
-                self._refuse(p.command, p.request_id, p.refusal)
-            elif steps > p.after_step:
-                result: dict[str, Any] = {"v": PAYLOAD_VERSION, "id": p.request_id, "command": p.command, "ok": True,
-                                          "armed": self.engine.state.armed, "detail": p.detail or "no change",
-                                          "t": round(self._wall_clock(), 3)}
-                if p.channel is not None:
-                    result.update(ch=p.channel, mode=self.engine.state.channel(p.channel).mode)
-                self._results.append(result)
-            elif final or now > p.deadline_s:
-                self._refuse(p.command, p.request_id,
-                             f"not applied: the control loop did not run within {self.command_timeout_s:g} s "
-                             "(is the bridge stopping?)")
-            else:
-                waiting.append(p)
-        self._pending = waiting
