@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import math
+import shlex
 import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -25,7 +26,7 @@ from ailive.consoles.errors import AiliveError
 from ailive.consoles.faderlaw import describe
 from ailive.consoles.profile import (Profile, dump_toml, get_profile, load_profile_file, load_profile_files,
                                      load_profiles, resolved_table)
-from ailive.consoles.show import Show, load_show, parse_address
+from ailive.consoles.show import Show, load_show, parse_address, split_host_port
 from ailive.consoles.sim import DeskSimulator
 
 
@@ -318,6 +319,55 @@ def _inspect_jack(show: Show, server_name: str | None) -> dict[str, Any]:
         except AudioSourceError:
             missing.append(mapped.port)
     return {"running": True, "ports": ports, "missing": missing}
+
+
+@main.command()
+@click.argument("show_file", type=click.Path(path_type=Path))
+@click.option("--desk", "desk", required=True, metavar="HOST[:PORT]", help="The desk to read (default port: the profile's).")
+@click.option("--profile", "profile_name", metavar="NAME", help="The desk's profile (default: whichever the desk answers as).")
+@click.option("--force", is_flag=True, help="Replace SHOW_FILE if it exists.")
+@click.option("--jack-server", default=None, help="Name of the JACK server whose capture ports to map (default: the default server).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.05, 30.0), default=0.5, show_default=True,
+              help="Seconds to wait for each answer (three tries).")
+@profile_dirs_option
+def init(show_file: Path, desk: str, profile_name: str | None, force: bool, jack_server: str | None, timeout_s: float,
+         profile_dirs: tuple[Path, ...]) -> None:
+    """Write a commented show file from what a desk and the JACK server report.
+
+    Reads the desk's identity and channel names (nothing is written to the
+    desk), maps the JACK capture ports to channels by matching names, else in
+    order, and sets named channels to auto, unnamed ones and talkback,
+    playback or spare channels to excluded, and the policy to its safe
+    defaults. Never replaces an existing file without --force.
+
+    \b
+    Examples:
+      ailive init show.toml --desk 192.168.1.20
+      ailive init show.toml --desk 127.0.0.1:10023 --profile x32 --force
+    """
+    from .init_show import InitOptions, init_show
+
+    dirs = list(profile_dirs)
+    try:
+        candidates = [get_profile(profile_name, dirs)] if profile_name else list(load_profiles(dirs).values())
+    except AiliveError as exc:
+        fail(str(exc))
+    try:
+        host, port = split_host_port(desk, candidates[0].port if profile_name else 0, "--desk")
+    except ValueError as exc:
+        fail(str(exc), 2)
+    options = InitOptions(show_file, host, port or None, candidates, force, jack_server, timeout_s, dirs)
+    result = _run_async(lambda: init_show(options))
+    survey = result.survey
+    modes = {mode: sum(1 for c in result.channels if c.port and c.mode == mode) for mode in ("auto", "excluded")}
+    untapped = sum(1 for c in result.channels if not c.port)
+    click.echo(f"wrote {result.path}: {survey.profile.name} desk {survey.identity.model} at {survey.host}:{survey.port}, "
+               f"{modes['auto']} channels auto, {modes['excluded']} excluded"
+               + (f", {untapped} without a JACK port" if untapped else "")
+               + ("" if result.jack_ports is not None else "; no JACK server: ports are guesses"))
+    if survey.also:
+        click.echo(f"note: the desk also answers as {', '.join(survey.also)}; --profile picks another")
+    click.echo(f"next: check every channel, then: {shlex.join(['ailive', 'check', str(result.path)])}")
 
 
 def _print_check(report: dict[str, Any]) -> None:
