@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import shlex
 import signal
 import sys
@@ -414,9 +415,12 @@ def _print_check(report: dict[str, Any]) -> None:
 @click.option("--mqtt", "mqtt", metavar="HOST[:PORT]",
               help="Publish telemetry to this MQTT broker and take commands from it (overrides the show's [mqtt] host; "
                    "credentials, TLS and token still come from the show file).")
+@click.option("--web", "web", metavar="[HOST:]PORT",
+              help="Serve the web control surface (docs/web.md) here; a bare PORT listens on this machine only. "
+                   "Commands need the show's [mqtt] token, or AILIVE_WEB_TOKEN, when one is set.")
 @profile_dirs_option
 def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: float, duration_s: float | None, model: str,
-        journal_dir: Path, jack_server: str | None, fast: bool, headless: bool, mqtt: str | None,
+        journal_dir: Path, jack_server: str | None, fast: bool, headless: bool, mqtt: str | None, web: str | None,
         profile_dirs: tuple[Path, ...]) -> None:
     """Ride the faders of the show file's desk.
 
@@ -431,6 +435,7 @@ def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: f
       ailive run show.toml --arm
       ailive run examples/x32-demo.toml --source stems/ --desk 127.0.0.1:10023 --arm --headless
       ailive run examples/x32-demo.toml --source examples/multitrack --desk 127.0.0.1:10023 --mqtt 127.0.0.1:1883
+      ailive run show.toml --web 8765
     """
     from .runner import RunOptions, run_show
     from .telemetry import parse_broker
@@ -443,7 +448,8 @@ def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: f
         except ValueError as exc:
             fail(f"--mqtt: {exc}", 2)
     options = RunOptions(source=source, model=model, journal_dir=journal_dir, arm=arm, arm_after_s=arm_after_s,
-                         duration_s=duration_s, headless=headless, jack_server=jack_server, realtime=not fast, mqtt=broker)
+                         duration_s=duration_s, headless=headless, jack_server=jack_server, realtime=not fast, mqtt=broker,
+                         web=_web_address(web), web_token=os.environ.get("AILIVE_WEB_TOKEN") or show.mqtt.token)
     status = _run_async(lambda: run_show(show, options))
     click.echo(f"stopped: {status.steps} steps, {status.moves} moves, {status.engineer_moves} engineer moves, "
                f"{status.xruns} xruns; journal in {journal_dir}", err=True)
@@ -489,7 +495,12 @@ def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: floa
 @click.option("--model", default="loudness", show_default=True, help="The gain model.")
 @click.option("--multitrack", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Another folder of per-channel files (default: the shipped example).")
-def demo(headless: bool, out_dir: Path, desk: str, model: str, multitrack: Path | None) -> None:
+@click.option("--web", "web", metavar="[HOST:]PORT",
+              help="Serve the web control surface here (default with the live view: a free port on 127.0.0.1; "
+                   "with --headless the demo then plays in real time).")
+@click.option("--no-web", is_flag=True, help="No web control surface.")
+def demo(headless: bool, out_dir: Path, desk: str, model: str, multitrack: Path | None, web: str | None,
+         no_web: bool) -> None:
     """Run the whole bridge on the example multitrack against a built-in desk simulator.
 
     Needs no desk, no sound card and no broker. Arms after a short read-in,
@@ -501,10 +512,15 @@ def demo(headless: bool, out_dir: Path, desk: str, model: str, multitrack: Path 
     Examples:
       ailive demo
       ailive demo --headless --out /tmp/demo
+      ailive demo --web 0.0.0.0:8765
     """
     from .demo import DemoOptions, run_demo
 
-    options = DemoOptions(desk=desk, model=model, out=out_dir, headless=headless)
+    if no_web and web is not None:
+        fail("--web and --no-web: give one of them", 2)
+    if web is None and not no_web and not headless and sys.stdout.isatty():
+        web = "127.0.0.1:0"  # the live view's demo shows the page too, on a port that is surely free
+    options = DemoOptions(desk=desk, model=model, out=out_dir, headless=headless, web=_web_address(web))
     if multitrack is not None:
         options.multitrack = multitrack
     summary = _run_async(lambda: run_demo(options))
@@ -517,6 +533,18 @@ def demo(headless: bool, out_dir: Path, desk: str, model: str, multitrack: Path 
                    f"(unity faders: median {error['raw_median']:.1f} dB, max {error['raw_max']:.1f} dB)")
     for name, path in summary.files.items():
         click.echo(f"  {name:8} {path}")
+
+
+def _web_address(text: str | None) -> Any:
+    """``--web [HOST:]PORT`` parsed, or a usage error; None when not given."""
+    if text is None:
+        return None
+    from .web import parse_web_address
+
+    try:
+        return parse_web_address(text)
+    except ValueError as exc:
+        fail(f"--web: {exc}", 2)
 
 
 def _wall(time_s: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
 import sys
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
@@ -22,12 +23,14 @@ from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
 from ailive.consoles.show import DeskAddress, Show, load_show
 from ailive.consoles.sim import DeskSimulator
+from ailive.models.base import GainModel
 
 from .engine import Engine, EngineStatus
 from .journal import Journal
 from .runner import open_model
 from .sources import FileSource
 from .ui import headless_log, live_view
+from .web import WebAddress, WebSurface, listen
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 READ_IN_S = 2.0
@@ -46,6 +49,7 @@ class DemoOptions:
     headless: bool = False
     multitrack: Path = EXAMPLES / "multitrack"
     engineer_at_s: float = 10.0
+    web: WebAddress | None = None  # serve the web control surface here (the demo then plays in real time)
 
 
 @dataclass
@@ -94,13 +98,24 @@ async def run_demo(options: DemoOptions) -> DemoSummary:
     if not options.multitrack.is_dir():
         raise DemoError(f"the demo multitrack is missing ({options.multitrack}); render it: python examples/render_multitrack.py")
     interactive = not options.headless and sys.stdout.isatty()
+    realtime = interactive or options.web is not None  # a page is watched at the music's pace
     options.out.mkdir(parents=True, exist_ok=True)
     model = open_model(options.model)
-    source = FileSource.from_directory(options.multitrack, realtime=interactive)
+    web_socket = listen(options.web) if options.web is not None else None  # a port in use stops here
+    try:
+        return await _run_demo(options, show, model, interactive, realtime, web_socket)
+    finally:
+        if web_socket is not None:
+            web_socket.close()
+
+
+async def _run_demo(options: DemoOptions, show: Show, model: GainModel, interactive: bool, realtime: bool,
+                    web_socket: socket.socket | None) -> DemoSummary:
+    source = FileSource.from_directory(options.multitrack, realtime=realtime)
     if len(source.channel_names) != len(show.channels):
         raise DemoError(f"{options.multitrack} has {len(source.channel_names)} files, the demo show maps {len(show.channels)}")
     profile = show.profile
-    if not interactive:
+    if not realtime:
         # On a virtual clock the simulator keeps pace with the audio, so the
         # driver's wall-clock write limit would only drop moves the policy made.
         profile = replace(profile, max_writes_per_s=1000.0)
@@ -119,7 +134,7 @@ async def run_demo(options: DemoOptions) -> DemoSummary:
             engine = Engine(show, source, driver, model, journal)
 
             async def on_step(elapsed_s: float) -> None:
-                if not interactive:
+                if not realtime:
                     await driver.sync()  # on the virtual clock the desk catches up with every step
                 automation.times_s.append(elapsed_s)
                 automation.faders_db.append([desk.fader_db(c.desk_channel) for c in show.channels])
@@ -128,9 +143,13 @@ async def run_demo(options: DemoOptions) -> DemoSummary:
                 if math.isnan(automation.engineer_at_s) and elapsed_s >= options.engineer_at_s:
                     automation.engineer_at_s = elapsed_s
                     desk.move_fader_db(engineer_channel, desk.fader_db(engineer_channel) + ENGINEER_PUSH_DB)
-                    if not interactive:
+                    if not realtime:
                         await driver.sync()  # the bridge hears the hand before its next step
 
+            surface = WebSurface(engine, web_socket) if web_socket is not None else None
+            if surface is not None:
+                await surface.start()
+                print(f"web surface: {surface.url}", flush=True)
             done = asyncio.Event()
             keys = {"a": engine.arm, "d": engine.disarm, "k": engine.kill, "q": engine.stop}
             view = (live_view(engine.refresh, keys, done, source.duration_s) if interactive
@@ -141,6 +160,8 @@ async def run_demo(options: DemoOptions) -> DemoSummary:
             finally:
                 done.set()
                 await view_task
+                if surface is not None:
+                    await surface.close()
             await asyncio.sleep(0.1)
         finally:
             await source.stop()

@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from .journal import Journal, Snapshot, last_snapshot
 from .sources import AudioSource, FileSource, JackSource
 from .telemetry import BrokerAddress, Telemetry, with_broker
 from .ui import headless_log, live_view
+from .web import WebAddress, WebSurface, listen
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +99,21 @@ class RunOptions:
     jack_server: str | None = None
     realtime: bool = True
     mqtt: BrokerAddress | None = None  # --mqtt: telemetry on this broker, overriding the show's [mqtt] host
+    web: WebAddress | None = None  # --web: serve the web control surface here
+    web_token: str = ""  # commands from the web surface must carry it when set
 
 
 async def run_show(show: Show, options: RunOptions) -> EngineStatus:
     """Run the bridge for one show until the duration, the end of the files, or SIGINT/SIGTERM."""
+    web_socket = listen(options.web) if options.web is not None else None  # a port in use stops here, before the desk
+    try:
+        return await _run_show(show, options, web_socket)
+    finally:
+        if web_socket is not None:
+            web_socket.close()
+
+
+async def _run_show(show: Show, options: RunOptions, web_socket: socket.socket | None) -> EngineStatus:
     model = open_model(options.model)
     source = open_source(show, options.source, jack_server=options.jack_server, realtime=options.realtime)
     journal = Journal(options.journal_dir, show.name)
@@ -117,6 +130,10 @@ async def run_show(show: Show, options: RunOptions) -> EngineStatus:
         telemetry = Telemetry(engine, mqtt) if mqtt.enabled else None  # connects in the background; no broker, no harm
         if telemetry is not None:
             telemetry.start()
+        surface = WebSurface(engine, web_socket, token=options.web_token) if web_socket is not None else None
+        if surface is not None:
+            await surface.start()
+            print(f"web surface: {surface.url}", flush=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, engine.stop)
@@ -134,6 +151,8 @@ async def run_show(show: Show, options: RunOptions) -> EngineStatus:
                 loop.remove_signal_handler(sig)
             if telemetry is not None:
                 await telemetry.close()  # the last events and "online": false, bounded in time
+            if surface is not None:
+                await surface.close()
         await asyncio.sleep(0.1)  # rate-limited last writes leave before the socket closes
         return status
     finally:
