@@ -16,7 +16,7 @@ from ailive.bridge.showplan import DeskChannel, match_by_name, mode_for, plan_ch
 from ailive.bridge.showwriter import POLICY_NOTES, ShowWriteError, write_show
 from ailive.consoles.profile import dump_toml, get_profile, resolved_table
 from ailive.consoles.show import PolicySettings, load_show
-from ailive.consoles.sim import DeskSimulator
+from ailive.consoles.sim import DeskSimulator, simulated_desk
 
 AILIVE = [sys.executable, "-m", "ailive.bridge.cli"]
 NAMES = {1: "Kick", 2: "Snare", 3: "Keys L", 4: "Keys R", 5: "Vox", 6: "TalkBack", 7: "Spare", 8: "PB L", 9: "Ch 09",
@@ -213,6 +213,31 @@ async def test_init_with_a_profile_from_a_folder(tmp_path):
         assert f"--profiles {folder}" in path.read_text()
         assert load_show(path, [folder]).profile.name == "myxair"
         assert (await ailive("check", str(path), "--profiles", str(folder), *NO_JACK)).returncode == 0
+
+
+async def test_from_a_copied_profile_to_a_run(tmp_path):
+    """The user's path: copy a profile, change it, simulate it, init a show from it, check it, run the bridge on it."""
+    from tests.test_engine import write_stems
+
+    shown = await ailive("profiles", "show", "x32")
+    text = shown.stdout.replace('name = "x32"', 'name = "mydesk"', 1).replace("channels = 32", "channels = 4", 1)
+    user = tmp_path / "config" / "ailive" / "profiles"
+    user.mkdir(parents=True)
+    (user / "mydesk.toml").write_text(text)
+    async with simulated_desk("mydesk") as desk:
+        for channel, name in enumerate(["Kick", "Bass", "Vox", "Talkback"], 1):
+            desk.set_name(channel, name)
+        path = tmp_path / "show.toml"
+        result = await ailive("init", str(path), "--desk", f"127.0.0.1:{desk.port}", "--profile", "mydesk", *NO_JACK)
+        assert result.returncode == 0, result.stderr
+        assert "3 channels auto, 1 excluded" in result.stdout
+        assert (await ailive("check", str(path), *NO_JACK)).returncode == 0
+        stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0], seconds=4.0)
+        run = await ailive("run", str(path), "--source", str(stems), "--arm", "--arm-after", "0.5", "--headless", "--fast",
+                           "--journal", str(tmp_path / "journal"))
+        assert run.returncode == 0, run.stderr
+        assert desk.fader_writes(1) > 0 and desk.fader_db(1) < -1.0  # the hot kick came down from 0 dB
+        assert desk.fader_writes(4) == 0  # talkback: excluded, never written
 
 
 # ----- a desk that says nothing, or is something else ---------------------------------------------
