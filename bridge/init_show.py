@@ -8,7 +8,7 @@ says nothing, or answers as none of them, leaves no file behind.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ailive.consoles.driver import DeskIdentity, OscDeskDriver
@@ -80,7 +80,8 @@ def _preference(survey: DeskSurvey) -> int:
 
 
 async def survey_desk(host: str, port: int | None, profiles: list[Profile], timeout_s: float) -> DeskSurvey:
-    """The desk at ``host`` in the one dialect given, or in the first of ``profiles`` it answers as its own.
+    """The desk at ``host`` in the one dialect given, or in whichever of ``profiles`` it answers to as its own
+    (several: the one whose model it reports, see :func:`_preference`).
 
     Dialects whose usual port is ``port`` ask first, the others only when none
     of them identified the desk (a desk that feeds back one device at a time
@@ -99,9 +100,7 @@ async def survey_desk(host: str, port: int | None, profiles: list[Profile], time
         errors += [r for r in results if isinstance(r, DeskError)]
         if found:
             found.sort(key=_preference, reverse=True)
-            best = found[0]
-            return DeskSurvey(best.profile, best.host, best.port, best.identity, best.channels,
-                              tuple(r.profile.name for r in found[1:]))
+            return replace(found[0], also=tuple(r.profile.name for r in found[1:]))
     raise _nobody_answered(host, port, profiles, errors, timeout_s)
 
 

@@ -8,7 +8,6 @@ import socket
 import sys
 import tomllib
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import pytest
 
