@@ -151,6 +151,6 @@ async def init_show(options: InitOptions) -> InitResult:
         raise AiliveError(f"the JACK server offers no capture ports to map the desk's channels to; "
                           f"nothing written ({jack_line})")
     draft = ShowDraft(path, survey.profile, survey.host, survey.port, _desk_line(survey), jack_line, channels,
-                      tuple(options.profile_dirs) if survey.profile.source_kind == "dir" else ())
+                      tuple(options.profile_dirs) if survey.profile.source_kind == "dir" else (), tuple(ports or ()))
     write_show(path, render_show(draft), force=options.force, profile_dirs=options.profile_dirs)
     return InitResult(path, survey, channels, ports)

@@ -64,6 +64,7 @@ class ShowDraft:
     jack_line: str  # where the ports came from
     channels: list[PlannedChannel]
     profile_dirs: tuple[Path, ...] = ()
+    jack_ports: tuple[str, ...] = ()  # every audio output the JACK server offered, to choose from when editing
 
 
 def toml_value(value: Any) -> str:
@@ -87,8 +88,10 @@ def render_show(draft: ShowDraft) -> str:
     check = shlex.join(["ailive", "check", str(draft.path), *(a for d in draft.profile_dirs for a in ("--profiles", str(d)))])
     about = (f"Show file written by 'ailive init' from the desk at {draft.host}:{draft.port}: {draft.desk_line} "
              f"(profile {p.name}, {p.vendor}). {draft.jack_line}")
+    offered = "JACK ports to choose from: " + ", ".join(draft.jack_ports) if draft.jack_ports else ""
     out = [
         *(f"# {line}" for line in textwrap.wrap(about, 110)),
+        *(f"# {line}" for line in textwrap.wrap(offered, 110, break_on_hyphens=False)),
         "# Channel modes: auto (the bridge rides the fader), manual (the engineer's; the model still hears it),",
         "# excluded (never analysed, never written). Check every channel, then:",
         f"#   {check}",

@@ -177,6 +177,9 @@ async def test_init_maps_jack_ports_by_name_then_in_order(tmp_path, jack_server)
             assert [ports[n] for n in (2, 3, 4, 6, 7)] == [f"system:capture_{n}" for n in range(1, 6)]
             assert ports[18] == "system:capture_16" and 19 not in ports
             assert "# desk channel 19: no JACK port left for it, not tapped" in path.read_text()
+            listed = " ".join(line[2:] for line in path.read_text().splitlines() if line.startswith("# "))
+            assert "JACK ports to choose from: system:capture_1, system:capture_2," in listed
+            assert f"system:capture_16, {stage.name}:Vox, {stage.name}:kick" in listed
             check = await ailive("check", str(path), "--jack-server", jack_server.name)
             assert check.returncode == 0, check.stdout + check.stderr
     finally:
