@@ -79,9 +79,25 @@ function send(command, extra = {}) {
   say(`${command}: sent`, "");
 }
 
+function done(result) {
+  const same = result.detail === "no change";
+  switch (result.command) {
+    case "arm":
+      return same ? "Already armed." : `Armed: ${result.detail}.`;
+    case "disarm":
+      return same ? "Already disarmed." : "Disarmed: every fader stays where it is.";
+    case "kill":
+      return same ? "Kill: nothing to restore." : `Killed: ${result.detail}.`;
+    default: {
+      const strip = strips.get(result.ch);
+      return `Ch ${result.ch}${strip ? " " + strip.name.textContent : ""}: ${result.mode}.`;
+    }
+  }
+}
+
 function answered(result) {
   if (result.ok) {
-    say(`${result.command}: ${result.detail}`, "good");
+    say(done(result), "good");
     return;
   }
   say(`${result.command || "command"} refused: ${result.reason}`, "bad");
