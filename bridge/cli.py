@@ -553,6 +553,56 @@ def _wall(time_s: float) -> str:
     return datetime.datetime.fromtimestamp(time_s).isoformat(sep=" ", timespec="seconds")
 
 
+@main.command("eval")
+@click.option("--models", "model_names", default="unity,dugan,loudness,oracle", show_default=True, metavar="NAME,...",
+              help="Comma-separated models: classic names, 'oracle' (the target itself), a model folder.")
+@click.option("--set", "set_spec", default="heldout", show_default=True, metavar="heldout|DIR",
+              help="The held-out set (written on first use), a folder of per-channel WAV/FLAC files "
+                   "(a file named 'mix' is the reference), or a folder of such folders.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ailive-eval"),
+              show_default=True, help="Where results.json, results.md and the plots go.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cache folder for the held-out set (default: $AILIVE_CACHE_DIR or ~/.cache/ailive).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for scripts instead of the table.")
+def eval_command(model_names: str, set_spec: str, out_dir: Path, cache_dir: Path | None, as_json: bool) -> None:
+    """Score gain models on multitracks, each streamed through the bridge against a desk simulator.
+
+    Prints the table of docs/evaluation.md (gain error, mix distance, fader
+    travel, desk writes, settling) and saves it with one fader plot per
+    multitrack. Needs the train extra (pip install 'ailive-bridge[train]').
+
+    \b
+    Examples:
+      ailive eval
+      ailive eval --models loudness,oracle --set ./my-multitrack --json
+    """
+    try:
+        from .evalreport import json_object, markdown_table, score, summarise, write_report
+        from .evaluate import load_items, load_models, run_all
+    except ImportError as exc:
+        fail(f"ailive eval needs the train extra (pip install 'ailive-bridge[train]'): {exc}")
+    names = [n.strip() for n in model_names.split(",") if n.strip()]
+    if not names:
+        fail("--models: name at least one model", 2)
+    progress = (lambda line: click.echo(line, err=True)) if not as_json else (lambda line: None)
+    try:
+        load_models(names)  # an unknown model stops here, before any audio is read
+        set_name, items = load_items(set_spec, cache_dir)
+        runs = run_all(items, names, progress=progress)
+        scores = {name: [score(item, runs[name][item.name]) for item in items if item.name in runs[name]] for name in names}
+        summaries = {name: summarise(scores[name]) for name in names if scores[name]}
+        files = write_report(out_dir, set_name, items, runs, scores, summaries)
+    except AiliveError as exc:
+        fail(str(exc))
+    except ImportError as exc:
+        fail(f"ailive eval needs the train extra (pip install 'ailive-bridge[train]'): {exc}")
+    if as_json:
+        click.echo(json.dumps(json_object(summaries)))
+        return
+    click.echo(markdown_table(summaries, set_name), nl=False)
+    click.echo(f"saved: {files['json']}, {files['markdown']} and {len(items)} plot(s) in {out_dir / 'plots'}")
+
+
 def _not_yet(name: str) -> Callable[..., NoReturn]:
     def command(**_: Any) -> NoReturn:
         fail(f"'ailive {name}' is not yet available in this version", 2)
@@ -561,7 +611,6 @@ def _not_yet(name: str) -> Callable[..., NoReturn]:
 
 
 for _name, _help in {
-    "eval": "Evaluate gain models on multitracks (not yet available).",
     "train": "Train the ALM model (not yet available).",
     "export": "Export a trained model to ONNX (not yet available).",
 }.items():
