@@ -20,6 +20,7 @@ import json
 import logging
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ DEFAULT_PORT = 8765
 STATE_PERIOD_S = 0.1
 #: Browsers at once; a further one is turned away (each costs an encode and a send per update).
 MAX_CLIENTS = 16
+#: Answers waiting for a browser that does not read; the oldest are dropped beyond this.
+UNREAD_ANSWERS = 64
 #: The page and its two files, by URL path: (file under static/, content type).
 PAGES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -134,7 +137,7 @@ class _Client:
     ws: web.WebSocketResponse
     peer: str
     state: str | None = None
-    answers: list[str] = field(default_factory=list)
+    answers: deque[str] = field(default_factory=lambda: deque(maxlen=UNREAD_ANSWERS))  # a client that never reads cannot grow it
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def answer(self, result: dict[str, Any]) -> None:
@@ -261,7 +264,7 @@ class WebSurface:
                 await client.ready.wait()
                 client.ready.clear()
                 while client.answers:
-                    await client.ws.send_str(client.answers.pop(0))
+                    await client.ws.send_str(client.answers.popleft())
                 if client.state is not None:
                     state, client.state = client.state, None
                     await client.ws.send_str(state)
