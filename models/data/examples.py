@@ -24,7 +24,8 @@ from .bleed import apply_bleed, closed_form_paths
 from .loudness import gated_loudness, sounding_fraction, step_samples
 from .songs import Song
 from .stage import random_stage
-from .targets import balance_lu, target_gains
+from .targets import balance_lu as rule_balance
+from .targets import target_gains
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,15 @@ class Example:
 
 def make_example(song: Song, rng: np.random.Generator, seconds: float, *, bleed: Literal["fast", "room"] = "fast",
                  gain_range_db: float = GAIN_RANGE_DB, bleed_db: tuple[float, float] = BLEED_DB,
-                 start_s: float | None = None, bank: "object | None" = None) -> Example:
+                 start_s: float | None = None, bank: "object | None" = None,
+                 balance_lu: np.ndarray | None = None) -> Example:
     """A ``seconds`` long example from ``song``: random segment, gains, stage and bleed drawn from ``rng``.
 
     ``bleed="room"`` convolves with an impulse-response bank from
     :mod:`.room` (``bank``; a small one is simulated when none is given).
-    ``start_s`` fixes the segment start (rounded down to 100 ms).
+    ``start_s`` fixes the segment start (rounded down to 100 ms). ``balance_lu``
+    (C,) replaces the role rule's balance, e.g. a human mix's (MedleyDB); NaN
+    marks a channel the target leaves out.
     """
     channels = song.parts.shape[0]
     if channels < 2:
@@ -104,7 +108,8 @@ def make_example(song: Song, rng: np.random.Generator, seconds: float, *, bleed:
         raise ValueError(f"bleed is 'fast' or 'room', got {bleed!r}")
     inputs = np.multiply(mics, post, out=mics)
     direct = np.multiply(sources, post, out=sources)
-    target = target_gains(balance_lu(song.name, song.roles), direct_lufs, active)
+    balance = rule_balance(song.name, song.roles) if balance_lu is None else np.asarray(balance_lu, dtype=np.float64)
+    target = target_gains(np.nan_to_num(balance, nan=0.0), direct_lufs, active & np.isfinite(balance))
     linear = np.where(target.active, 10.0 ** (np.nan_to_num(target.gain_db, nan=-math.inf) / 20.0), 0.0).astype(np.float32)
     target_mix = linear @ direct
     return Example(song.name, rate, song.roles, inputs, direct, target.gain_db, target_mix.astype(np.float32, copy=False),

@@ -26,12 +26,14 @@ from .loudness import step_energy
 log = logging.getLogger(__name__)
 
 #: Bumped whenever rendering changes, so stale cached songs are rendered again.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 #: Share of songs that are band arrangements; the rest come from the music21 corpus.
 BAND_SHARE = 0.6
 #: Peak level the stored parts are scaled to (their balance is kept; levels are set per example).
 STORED_PEAK = 0.5
 MIN_PARTS = 2
+#: A rendered part whose peak stays below this is silent (its notes fell outside the excerpt).
+SILENT_PEAK = 1e-5
 
 
 class SongError(ValueError):
@@ -166,16 +168,20 @@ def render_songs(cache_dir: Path, count: int, seed: int, split: str = "train", *
     return [job[0] for job in jobs]
 
 
-def song_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(split.encode()), index])
+#: Arrangements tried for one song before it is given up (a short excerpt can leave too few parts playing).
+ATTEMPTS = 5
 
 
-def arrange(seed: int, split: str, index: int, seconds: float) -> Arrangement:
+def song_rng(seed: int, split: str, index: int, attempt: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(split.encode()), index, attempt])
+
+
+def arrange(seed: int, split: str, index: int, seconds: float, attempt: int = 0) -> Arrangement:
     """Song ``index`` of (seed, split) as an arrangement: a band, or a corpus piece of that split."""
     from .band import band_arrangement
     from .corpus import CorpusError, corpus_arrangement, corpus_paths
 
-    rng = song_rng(seed, split, index)
+    rng = song_rng(seed, split, index, attempt)
     name = f"{split}-{seed}-{index:05d}"
     if rng.random() >= BAND_SHARE:
         paths = corpus_paths(split)
@@ -189,19 +195,26 @@ def arrange(seed: int, split: str, index: int, seconds: float) -> Arrangement:
 
 def _render_one(meta: Path, seed: int, split: str, index: int, seconds: float, sample_rate: int,
                 fonts: Sequence[Path]) -> None:
+    """Render song ``index``; an arrangement that leaves fewer than two parts sounding is logged and redrawn."""
     from .synth import PartRenderer
 
-    arrangement = arrange(seed, split, index, seconds)
-    font = fonts[zlib.crc32(arrangement.name.encode()) % len(fonts)]
-    renderer = PartRenderer(Path(font), sample_rate)
-    rendered = [(part, renderer.render(part, seconds)) for part in arrangement.parts]
-    kept = [(part, audio) for part, audio in rendered if np.max(np.abs(audio)) > 1e-5]
-    for part, _ in rendered:
-        if not any(part is k for k, _ in kept):
-            log.info("song %s: the %s part (program %d) is silent; left out", arrangement.name, part.role, part.program)
-    if len(kept) < MIN_PARTS:
-        raise SongError(f"song {arrangement.name}: only {len(kept)} part(s) make sound; a multitrack needs {MIN_PARTS}")
+    renderers: dict[Path, PartRenderer] = {}
+    for attempt in range(ATTEMPTS):
+        arrangement = arrange(seed, split, index, seconds, attempt)
+        font = Path(fonts[zlib.crc32(arrangement.name.encode()) % len(fonts)])
+        renderer = renderers.setdefault(font, PartRenderer(font, sample_rate))
+        rendered = [(part, renderer.render(part, seconds)) for part in arrangement.parts]
+        kept = [(part, audio) for part, audio in rendered if np.max(np.abs(audio)) > SILENT_PEAK]
+        for part, audio in rendered:
+            if np.max(np.abs(audio)) <= SILENT_PEAK:
+                log.info("song %s: the %s part (program %d) is silent; left out", arrangement.name, part.role, part.program)
+        if len(kept) >= MIN_PARTS:
+            break
+        log.info("song %s: only %d part(s) make sound in %g s; drawing another", arrangement.name, len(kept), seconds)
+    else:
+        raise SongError(f"song {index} of {split} seed {seed}: no arrangement in {ATTEMPTS} tries has {MIN_PARTS} parts "
+                        f"sounding in {seconds:g} s")
     song = Song(arrangement.name, sample_rate, tuple(p.role for p, _ in kept), tuple(p.program for p, _ in kept),
                 np.stack([a for _, a in kept]))
-    save_song(song, meta, {"source": arrangement.source, "soundfont": Path(font).name, "seed": seed,
-                           "split": split, "index": index, "seconds": seconds})
+    save_song(song, meta, {"source": arrangement.source, "soundfont": font.name, "seed": seed,
+                           "split": split, "index": index, "attempt": attempt, "seconds": seconds})

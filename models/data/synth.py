@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 #: Debian's General MIDI SoundFonts, used when installed.
 SYSTEM_SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),)
 DRUM_BANK = 128
+#: Rendered and thrown away between parts, seconds.
+FLUSH_S = 0.05
 
 
 class SoundFontError(ValueError):
@@ -59,7 +61,10 @@ class PartRenderer:
     def render(self, part: Part, seconds: float) -> np.ndarray:
         """The part alone, mono.  -> (samples,) float32 of ``seconds``"""
         synth = self._synth
-        synth.sounds_off()
+        # No voice of the previous part may ring into this one: a reset still fades voices out over
+        # a few milliseconds, so render that fade into a scratch buffer first.
+        synth.soundfonts[self._sfid].reset()
+        synth.generate_simple(int(FLUSH_S * self.sample_rate))
         try:
             if part.is_drum:
                 synth.program_select(0, self._sfid, DRUM_BANK, part.program, is_drums=True)
@@ -83,7 +88,6 @@ class PartRenderer:
                 synth.noteoff(0, pitch)
         if position < frames:
             synth.generate_simple(frames - position, buffer=view[8 * position:8 * frames])
-        synth.sounds_off()
         return stereo.reshape(frames, 2).mean(axis=1, dtype=np.float32)
 
 
