@@ -30,6 +30,9 @@ from ailive.consoles.profile import (Profile, dump_toml, get_profile, load_profi
 from ailive.consoles.show import Show, load_show, parse_address, split_host_port
 from ailive.consoles.sim import DeskSimulator
 
+from .cli_model import export_command, train_command
+from .clifail import fail
+
 
 def _version() -> str:
     try:
@@ -40,11 +43,6 @@ def _version() -> str:
 
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"ailive: error: {message}", err=True)
-    sys.exit(code)
 
 
 def _run_async(coro_factory: Callable[[], Any]) -> Any:
@@ -603,21 +601,8 @@ def eval_command(model_names: str, set_spec: str, out_dir: Path, cache_dir: Path
     click.echo(f"saved: {files['json']}, {files['markdown']} and {len(items)} plot(s) in {out_dir / 'plots'}")
 
 
-def _not_yet(name: str) -> Callable[..., NoReturn]:
-    def command(**_: Any) -> NoReturn:
-        fail(f"'ailive {name}' is not yet available in this version", 2)
-
-    return command
-
-
-for _name, _help in {
-    "train": "Train the ALM model (not yet available).",
-    "export": "Export a trained model to ONNX (not yet available).",
-}.items():
-    main.command(name=_name, help=_help, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
-        click.argument("args", nargs=-1, type=click.UNPROCESSED)(_not_yet(_name))
-    )
-
+main.add_command(train_command)
+main.add_command(export_command)
 
 if __name__ == "__main__":
     main()

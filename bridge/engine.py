@@ -19,6 +19,7 @@ from typing import Awaitable, Callable
 import numpy as np
 
 from ailive.consoles.driver import DeskOfflineError, OscDeskDriver
+from ailive.consoles.errors import AiliveError
 from ailive.consoles.events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, PacketRejected
 from ailive.consoles.show import Show
 from ailive.models.base import FRAME_S, GainModel, frame_samples
@@ -31,6 +32,10 @@ from .sources import AudioSource, EndOfSource
 log = logging.getLogger(__name__)
 
 Command = tuple[str, tuple[object, ...], str]  # name, arguments, origin (local, mqtt, ...)
+
+
+class ModelMismatchError(AiliveError):
+    """The model cannot take this stream (sample rate, channel count); raised before anything moves."""
 
 
 @dataclass
@@ -155,7 +160,10 @@ class Engine:
         Leaves every fader where it is when it ends (disarm, never a jump).
         """
         frames = frame_samples(self.source.sample_rate)
-        self._model_state = self.model.initial_state(len(self._analysed), self.source.sample_rate)
+        try:
+            self._model_state = self.model.initial_state(len(self._analysed), self.source.sample_rate)
+        except ValueError as exc:  # the stream does not fit the model (rate, channel count): nothing has moved
+            raise ModelMismatchError(str(exc)) from None
         self._record("start", show=self.show.name, model=self.model.card.name, desk=str(self.show.desk),
                            channels=[c.desk_channel for c in self.show.channels])
         started_at: float | None = None

@@ -17,6 +17,7 @@ from ailive.consoles.faderlaw import held_db
 from ailive.consoles.show import Show
 from ailive.models.base import GainModel
 from ailive.models.registry import UnknownModelError, load_model
+from ailive.models.runtime import ModelLoadError
 
 from .engine import Engine, EngineStatus
 from .journal import Journal, Snapshot, last_snapshot
@@ -67,11 +68,10 @@ class RunError(AiliveError):
 
 
 def open_model(name: str) -> GainModel:
-    if "/" in name or name.endswith(".onnx"):
-        raise RunError(f"model file {name!r}: loading trained models from a file is not yet available; use unity, dugan or loudness")
+    """A model by name or folder, or a RunError saying in one line why it cannot be used."""
     try:
         return load_model(name)
-    except UnknownModelError as exc:
+    except (UnknownModelError, ModelLoadError) as exc:
         raise RunError(str(exc)) from None
 
 

@@ -1,20 +1,40 @@
-"""Find a gain model by name: the classic ones now, trained ones as they ship."""
+"""Find a gain model by name or folder: the classic automixers, the shipped ALM weights, or an exported model folder."""
 from __future__ import annotations
+
+from pathlib import Path
 
 from .base import GainModel
 from .classic import CLASSIC_MODELS
+
+#: Exported models that ship inside the package, by name.
+SHIPPED = Path(__file__).resolve().parent / "weights"
 
 
 class UnknownModelError(LookupError):
     """No model of that name."""
 
 
+def shipped_models() -> list[str]:
+    if not SHIPPED.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED.iterdir() if (p / "card.json").is_file())
+
+
 def model_names() -> list[str]:
-    return sorted(CLASSIC_MODELS)
+    return sorted(CLASSIC_MODELS) + shipped_models()
 
 
 def load_model(name: str) -> GainModel:
-    try:
+    """A classic model by name, a shipped one (``alm-mr``), or an exported model folder given as a path.
+
+    Raises UnknownModelError for a name that is none of these, and
+    ``runtime.ModelLoadError`` for a folder that cannot be used.
+    """
+    if name in CLASSIC_MODELS:
         return CLASSIC_MODELS[name]()
-    except KeyError:
-        raise UnknownModelError(f"unknown model {name!r}; known: {', '.join(model_names())}") from None
+    folder = SHIPPED / name if name in shipped_models() else Path(name).expanduser()
+    if folder.is_dir() or "/" in name or name.startswith("."):
+        from .runtime import AlmRuntime
+
+        return AlmRuntime(folder)
+    raise UnknownModelError(f"unknown model {name!r}; known: {', '.join(model_names())}, or a model folder path")

@@ -11,7 +11,7 @@ from ailive.consoles.profile import Profile, get_profile
 from ailive.consoles.sim import DeskSimulator
 
 # Real jackd and mosquitto fixtures (jack_server, own_jack_server, mosquitto, mosquitto_factory).
-pytest_plugins = ["tests.jackserver", "tests.mosquitto"]
+pytest_plugins = ["tests.jackserver", "tests.mosquitto", "tests.alm_models"]
 
 
 @pytest.fixture

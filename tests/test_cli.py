@@ -149,11 +149,6 @@ def test_check_bad_desk_option():
     assert_one_line_error(ailive("check", str(EXAMPLE), "--desk", "127.0.0.1:99999"), r"--desk: .*port must be 1\.\.65535", code=2)
 
 
-@pytest.mark.parametrize("command", ["eval", "train", "export"])
-def test_later_commands_say_so(command):
-    assert_one_line_error(ailive(command, "x.toml"), rf"'ailive {command}' is not yet available", code=2)
-
-
 def make_stems(folder: Path, channels: int = 8, seconds: float = 20.0) -> Path:
     from tests.test_engine import write_stems
 
