@@ -74,12 +74,19 @@ def closed_form_paths(stage: Stage, sample_rate: int, rng: np.random.Generator) 
     return BleedPaths(gain, delay, diffuse_gain(stage), tail.astype(np.float32), offsets)
 
 
-def apply_bleed(sources: np.ndarray, paths: BleedPaths) -> np.ndarray:
-    """What each close mic hears: its own source, the others' direct paths, the room.  (C, N) -> (C, N) float32"""
-    sources = np.ascontiguousarray(sources, dtype=np.float32)
-    channels, frames = sources.shape
-    mics = sources.copy()
-    pairs = [(i, j, int(paths.delay[i, j]), float(paths.gain[i, j]))
+def apply_bleed(direct: np.ndarray, paths: BleedPaths, post_gain: np.ndarray | None = None) -> np.ndarray:
+    """What each desk input carries: its own source plus the others' direct paths and the room.
+
+    direct: (C, N) each channel's own source as it reaches the desk, i.e. already
+    through its preamp gain ``post_gain`` (C,) (linear; None: unity). The bleed is
+    taken from the same arrays (each source is ``direct_j / post_j``), so no
+    separate source copy is made.  -> (C, N) float32
+    """
+    direct = np.ascontiguousarray(direct, dtype=np.float32)
+    channels, frames = direct.shape
+    post = np.ones(channels) if post_gain is None else np.asarray(post_gain, dtype=np.float64).reshape(channels)
+    inputs = direct.copy()
+    pairs = [(i, j, int(paths.delay[i, j]), float(paths.gain[i, j] * post[i] / post[j]))
              for i in range(channels) for j in range(channels) if i != j]
     # Chunk by chunk, so the rows being summed stay in cache (memory traffic, not arithmetic, is the cost).
     for first in range(0, frames, CHUNK_FRAMES):
@@ -87,12 +94,13 @@ def apply_bleed(sources: np.ndarray, paths: BleedPaths) -> np.ndarray:
         for i, j, d, g in pairs:
             low = max(first, d)
             if low < last:
-                saxpy(sources[j, low - d:last - d], mics[i, low:last], a=g)
-    reverb = _diffuse(np.sum(sources, axis=0), paths.tail, int(np.max(paths.tail_offset, initial=0)))
+                saxpy(direct[j, low - d:last - d], inputs[i, low:last], a=g)
+    room_sum = (1.0 / post).astype(np.float32) @ direct  # the sources themselves, summed
+    reverb = _diffuse(room_sum, paths.tail, int(np.max(paths.tail_offset, initial=0)))
     for i in range(channels):
         start = int(paths.tail_offset[i]) * TAIL_DECIMATION
-        saxpy(reverb[start: start + frames], mics[i], a=float(paths.diffuse[i]))
-    return mics
+        saxpy(reverb[start: start + frames], inputs[i], a=float(paths.diffuse[i] * post[i]))
+    return inputs
 
 
 def _diffuse(mix: np.ndarray, tail: np.ndarray, extra: int) -> np.ndarray:

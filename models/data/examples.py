@@ -90,24 +90,26 @@ def make_example(song: Song, rng: np.random.Generator, seconds: float, *, bleed:
     level_db = np.where(np.isfinite(song_lufs), NOMINAL_LUFS - song_lufs, 0.0)
     pre_db = rng.uniform(-gain_range_db, gain_range_db, channels)
     post_db = rng.uniform(-gain_range_db, gain_range_db, channels)
-    sources = song.parts[:, segment] * (10.0 ** ((level_db + pre_db) / 20.0)).astype(np.float32)[:, None]
     stage = random_stage(rng, channels)
     severity = float(rng.uniform(*bleed_db))
-    post = (10.0 ** (post_db / 20.0)).astype(np.float32)[:, None]
+    post = 10.0 ** (post_db / 20.0)
     if bleed == "fast":
-        mics = apply_bleed(sources, closed_form_paths(stage, rate, rng).scaled(severity))
+        # One pass makes each channel's own source as it reaches the desk; the bleed is built from it.
+        direct = song.parts[:, segment] * (10.0 ** ((level_db + pre_db + post_db) / 20.0)).astype(np.float32)[:, None]
+        inputs = apply_bleed(direct, closed_form_paths(stage, rate, rng).scaled(severity), post)
         direct_lufs = gated_loudness(seg_energy) + level_db + pre_db + post_db
     elif bleed == "room":
         from .loudness import step_energy
         from .room import RoomBank, apply_room, small_bank
 
+        sources = song.parts[:, segment] * (10.0 ** ((level_db + pre_db) / 20.0)).astype(np.float32)[:, None]
         room_bank = bank if isinstance(bank, RoomBank) else small_bank(rate)
-        mics, sources = apply_room(sources, room_bank.pick(rng, channels).scaled(severity))
-        direct_lufs = gated_loudness(step_energy(sources * post, rate))
+        mics, own = apply_room(sources, room_bank.pick(rng, channels).scaled(severity))
+        post32 = post.astype(np.float32)[:, None]
+        inputs, direct = mics * post32, own * post32
+        direct_lufs = gated_loudness(step_energy(direct, rate))
     else:
         raise ValueError(f"bleed is 'fast' or 'room', got {bleed!r}")
-    inputs = np.multiply(mics, post, out=mics)
-    direct = np.multiply(sources, post, out=sources)
     balance = rule_balance(song.name, song.roles) if balance_lu is None else np.asarray(balance_lu, dtype=np.float64)
     target = target_gains(np.nan_to_num(balance, nan=0.0), direct_lufs, active & np.isfinite(balance))
     linear = np.where(target.active, 10.0 ** (np.nan_to_num(target.gain_db, nan=-math.inf) / 20.0), 0.0).astype(np.float32)
