@@ -4,7 +4,8 @@ Each item is one :class:`ailive.models.data.Example` as tensors, padded to
 ``max_channels`` with a mask, so a batch holds songs of different channel
 counts: ``inputs`` (bleed channels) and ``direct`` (clean channels) (C, N),
 ``target_gain_db`` (C,) (0 where not active), ``target_mix`` (N,),
-``active`` (C,) and ``channels`` (C,) masks. Every worker draws from its own
+``active`` (C,) and ``channels`` (C,) masks, and ``role_index`` (C,) (into
+:data:`ailive.models.data.roles.ROLES`, 0 for padding) for the encoder's role task. Every worker draws from its own
 generator, seeded from (seed, epoch, worker), and reads its own share of the
 songs, so no two workers produce the same example and a run is repeatable.
 """
@@ -19,6 +20,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ailive.models.data import Example, ExampleError, load_song, make_example
+from ailive.models.data.roles import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ def example_tensors(example: Example, max_channels: int) -> dict[str, torch.Tens
         "target_mix": torch.from_numpy(example.target_mix),
         "active": torch.from_numpy(np.pad(example.active, (0, pad))),
         "channels": torch.from_numpy(np.arange(max_channels) < channels),
+        "role_index": torch.tensor([ROLES.index(role) for role in example.roles] + [0] * pad, dtype=torch.int64),
     }
 
 
