@@ -29,6 +29,7 @@ from ailive.consoles.profile import (Profile, dump_toml, get_profile, load_profi
                                      load_profiles, resolved_table)
 from ailive.consoles.show import Show, load_show, parse_address, split_host_port
 from ailive.consoles.sim import DeskSimulator
+from ailive.models.registry import default_model
 
 from .cli_model import export_command, train_command
 from .clifail import fail
@@ -404,7 +405,8 @@ def _print_check(report: dict[str, Any]) -> None:
 @click.option("--arm-after", "arm_after_s", type=click.FloatRange(0.0, 600.0), default=1.0, show_default=True,
               help="Seconds of audio to read before --arm takes effect.")
 @click.option("--duration", "duration_s", type=click.FloatRange(0.1), default=None, help="Stop after this many seconds.")
-@click.option("--model", default="loudness", show_default=True, metavar="unity|dugan|loudness|NAME|PATH", help="The gain model.")
+@click.option("--model", default=default_model(), show_default=True, metavar="alm-mr|unity|dugan|loudness|PATH",
+              help="The gain model: a name, or an exported model folder.")
 @click.option("--journal", "journal_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ailive-journal"),
               show_default=True, help="Where the move journal and the arm snapshot are written.")
 @click.option("--jack-server", default=None, help="Name of the JACK server (default: the default server).")
@@ -490,7 +492,8 @@ def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: floa
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ailive-demo"),
               show_default=True, help="Where mix.wav, raw.wav, the journal, faders.png and summary.json go.")
 @click.option("--desk", default="x32", show_default=True, help="Which built-in desk simulator to ride.")
-@click.option("--model", default="loudness", show_default=True, help="The gain model.")
+@click.option("--model", default=default_model(), show_default=True, metavar="alm-mr|unity|dugan|loudness|PATH",
+              help="The gain model: a name, or an exported model folder.")
 @click.option("--multitrack", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Another folder of per-channel files (default: the shipped example).")
 @click.option("--web", "web", metavar="[HOST:]PORT",

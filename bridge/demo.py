@@ -21,6 +21,7 @@ import numpy as np
 
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
+from ailive.models.registry import default_model
 from ailive.consoles.show import DeskAddress, Show, load_show
 from ailive.consoles.sim import DeskSimulator
 from ailive.models.base import GainModel
@@ -44,7 +45,7 @@ class DemoError(AiliveError):
 @dataclass
 class DemoOptions:
     desk: str = "x32"
-    model: str = "loudness"
+    model: str = field(default_factory=default_model)
     out: Path = Path("ailive-demo")
     headless: bool = False
     multitrack: Path = EXAMPLES / "multitrack"

@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ailive.consoles.driver import OscDeskDriver
@@ -16,7 +16,7 @@ from ailive.consoles.errors import AiliveError
 from ailive.consoles.faderlaw import held_db
 from ailive.consoles.show import Show
 from ailive.models.base import GainModel
-from ailive.models.registry import UnknownModelError, load_model
+from ailive.models.registry import UnknownModelError, default_model, load_model
 from ailive.models.runtime import ModelLoadError
 
 from .engine import Engine, EngineStatus
@@ -90,7 +90,7 @@ def open_source(show: Show, source: str, *, jack_server: str | None = None, real
 @dataclass
 class RunOptions:
     source: str = "jack"
-    model: str = "loudness"
+    model: str = field(default_factory=default_model)
     journal_dir: Path = Path("ailive-journal")
     arm: bool = False
     arm_after_s: float = 1.0

@@ -20,6 +20,11 @@ def shipped_models() -> list[str]:
     return sorted(p.name for p in SHIPPED.iterdir() if (p / "card.json").is_file())
 
 
+def default_model() -> str:
+    """What the bridge runs when no model is named: the shipped ALM-MR, or the loudness automixer without it."""
+    return "alm-mr" if "alm-mr" in shipped_models() else "loudness"
+
+
 def model_names() -> list[str]:
     return sorted(CLASSIC_MODELS) + shipped_models()
 
