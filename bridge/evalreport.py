@@ -259,7 +259,7 @@ def write_report(out: Path, set_name: str, items: list[Multitrack], runs: dict[s
     for item in items:
         path = out / "plots" / f"{item.name}.png"
         plot_item(path, item, {name: runs[name][item.name] for name in runs if item.name in runs[name]},
-                  {sc.model: sc for name in scores for sc in scores[name] if sc.item == item.name})
+                  {name: sc for name in scores for sc in scores[name] if sc.item == item.name})
         plots[item.name] = path
     return {"json": out / "results.json", "markdown": out / "results.md", **{f"plot {k}": v for k, v in plots.items()}}
 
