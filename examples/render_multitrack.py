@@ -31,6 +31,9 @@ SPEED_OF_SOUND = 343.0
 NAMES = ["01-kick", "02-snare", "03-bass", "04-guitar", "05-keys-l", "06-keys-r", "07-vocal", "08-talkback"]
 # Badly set input gains, dB: what the demo's automixer has to fix.
 INPUT_TRIM_DB = [+6.0, -2.0, +1.0, +8.0, -6.0, -6.0, -12.0, 0.0]
+# Each part's role in the band, for the target balance (talkback has none), and the song name the rule varies by.
+ROLES = ("kick", "snare", "bass", "guitar", "keys", "keys", "lead_vocal")
+TARGET_SONG = "ailive-demo"
 # Where each source stands on stage (metres); the keys pair shares one instrument.
 POSITIONS = [(0.0, 0.0), (0.5, 0.3), (2.5, -1.0), (-2.5, -1.0), (-1.5, 1.5), (-1.2, 1.5), (0.0, 3.0), (4.0, 4.0)]
 
@@ -215,8 +218,8 @@ def add_bleed(sources: np.ndarray, rate: int, rng: np.random.Generator) -> np.nd
     return mics
 
 
-def render(seed: int = SEED, rate: int = RATE, seconds: float = SECONDS) -> np.ndarray:
-    """The eight mic channels, (channels, samples), input gains applied."""
+def render(seed: int = SEED, rate: int = RATE, seconds: float = SECONDS) -> tuple[np.ndarray, np.ndarray]:
+    """The eight mic channels and their bleed-free sources as they reach the desk, (channels, samples), input gains applied."""
     rng = np.random.default_rng(seed)
     tl = Timeline(rate, seconds, BPM)
     sources = np.stack([kick(tl, rng), snare(tl, rng), bass(tl, rng), guitar(tl, rng), keys(tl, rng, 0),
@@ -226,25 +229,38 @@ def render(seed: int = SEED, rate: int = RATE, seconds: float = SECONDS) -> np.n
     sources = sources / np.maximum(rms, 1e-9) * 10 ** (-24 / 20)
     sources[7] *= 0.5
     mics = add_bleed(sources, rate, rng)
-    mics *= (10 ** (np.array(INPUT_TRIM_DB) / 20))[:, None]
+    trims = (10 ** (np.array(INPUT_TRIM_DB) / 20))[:, None]
     fade = np.minimum(np.arange(mics.shape[1]) / (0.02 * rate), 1.0) * np.minimum((mics.shape[1] - np.arange(mics.shape[1])) / (0.5 * rate), 1.0)
-    mics *= fade
+    mics *= trims * fade
+    direct = sources * trims * fade
     peak = np.max(np.abs(mics))
     if peak > 0.98:
         mics *= 0.98 / peak
-    return mics.astype(np.float32)
+        direct *= 0.98 / peak
+    return mics.astype(np.float32), direct
 
 
-def write_target(path: Path) -> None:
-    """The balance the band was rendered at: every part at one level, so the right fader undoes the bad trim."""
+def write_target(path: Path, direct: np.ndarray, rate: int = RATE) -> None:
+    """The target balance: the project's one rule (ailive.models.data.targets) applied to these parts.
+
+    Each part's loudness as it reaches the desk (its bad trim included) is
+    measured without bleed, and the fader that puts it at its role's level in
+    the mix follows, as for every training and evaluation example.
+    """
+    from ailive.models.data.loudness import gated_loudness, step_energy
+    from ailive.models.data.targets import balance_lu, target_gains
+
+    balance = balance_lu(TARGET_SONG, ROLES)
+    target = target_gains(balance, gated_loudness(step_energy(direct[: len(ROLES)], rate)), np.ones(len(ROLES), bool))
     lines = [
-        "# The balance this multitrack was rendered at (examples/render_multitrack.py):",
-        "# every part at one level before the input gains were set badly, so the right",
-        "# fader for a channel is minus its trim. The mix level itself is the engineer's:",
-        "# compare after removing the common offset. Talkback has no target.",
+        "# The target balance of this multitrack (examples/render_multitrack.py writes it): the project's",
+        "# target rule (ailive.models.data.targets: the lead on top, kick and bass under it, the rhythm",
+        "# section below) applied to each part's bleed-free loudness as it reaches the desk, bad trims",
+        "# included. The mix level itself is the engineer's: compare after removing the common offset.",
+        "# Talkback has no target.",
         "[target.fader_db]",
     ]
-    lines += [f'"{name}" = {-trim:+.1f}' for name, trim in zip(NAMES[:-1], INPUT_TRIM_DB[:-1])]
+    lines += [f'"{name}" = {gain:+.1f}' for name, gain in zip(NAMES, target.gain_db)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -254,10 +270,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    mics = render(args.seed)
+    mics, direct = render(args.seed)
     for name, channel in zip(NAMES, mics):
         sf.write(args.out / f"{name}.flac", channel, RATE, subtype="PCM_16")
-    write_target(args.out / "target.toml")
+    write_target(args.out / "target.toml", direct)
     print(f"wrote {len(NAMES)} channels of {SECONDS:g} s at {RATE} Hz to {args.out}")
 
 
