@@ -1,19 +1,20 @@
 """Control-step latency: features + model + policy + OSC send, per step, at 8-64 channels for each model.
 
 In-process, on a virtual clock, against the X32-family simulator on loopback
-(profile widened to the channel count). Reports p50/p99/max in ms and as a
-fraction of the 50 ms control frame; prints a table and writes
-``benchmarks/results/control_step.json``.
+(profile widened to the channel count), so the step is timed without waiting
+for audio. Reports p50/p99/max in ms and as a fraction of the 50 ms control
+frame, and the naive ALM (full recompute, both graphs every step) beside the
+streaming one as a ratio. Writes ``benchmarks/results/control_step.json``.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import platform
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -21,14 +22,18 @@ from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal
 from ailive.bridge.sources import Block, EndOfSource
 from ailive.consoles.driver import OscDeskDriver
-from ailive.consoles.profile import get_profile
-from ailive.consoles.show import ChannelMap, DeskAddress, PolicySettings, Show
+from ailive.consoles.show import DeskAddress, PolicySettings
 from ailive.consoles.sim import DeskSimulator
-from ailive.models.base import FRAME_S
+from ailive.models.base import GainModel
 from ailive.models.registry import load_model
 
-RESULTS = Path(__file__).resolve().parent / "results"
-RATE = 48000
+from .common import FRAME_MS, RATE, RESULTS, band, bench_show, machine, percentiles, wide_profile
+from .naive_alm import NaiveAlm
+from .weights import VARIANTS, Weights, resolve
+
+CLASSIC = ("unity", "dugan", "loudness")
+#: Steps run before timing starts: ONNX Runtime's first runs allocate.
+WARMUP_STEPS = 20
 
 
 class ArraySource:
@@ -59,56 +64,94 @@ class ArraySource:
         return Block(self.signals[:, start:start + frames].copy(), self._next * frames, RATE)
 
 
-def band(channels: int, seconds: float = 10.0) -> np.ndarray:
-    """Noise bursts at different levels per channel, so gates open and close and faders move."""
-    rng = np.random.default_rng(5)
-    frames = int(seconds * RATE)
-    levels = rng.uniform(-40, -10, channels)
-    signals = rng.standard_normal((channels, frames)).astype(np.float32) * (10 ** (levels / 20))[:, None].astype(np.float32)
-    gate = (np.sin(np.arange(frames) / RATE * 2 * np.pi * rng.uniform(0.1, 0.5, channels)[:, None]) > -0.5)
-    return signals * gate
+def model_factory(weights: dict[str, Weights]) -> Callable[[str], GainModel]:
+    """Classic models by name, ALMs from the resolved weights, ``naive-alm-*`` around the same runtime's sessions."""
+    def make(name: str) -> GainModel:
+        if name.startswith("naive-"):
+            return NaiveAlm(load_model(weights[name.removeprefix("naive-")].model))  # type: ignore[arg-type]
+        return load_model(weights[name].model if name in weights else name)
+    return make
 
 
-async def measure(model_name: str, channels: int, steps: int) -> dict[str, float]:
-    base = get_profile("x32")
-    profile = replace(base, channels=max(channels, base.channels), max_writes_per_s=1000.0)
+async def measure(model: GainModel, name: str, channels: int, steps: int) -> dict[str, object]:
+    """Time ``steps`` control steps after the warm-up; the engine's own per-step timer."""
+    profile = wide_profile(channels, max_writes_per_s=1000.0)  # the virtual clock outpaces the wall-clock write limit
     async with DeskSimulator(profile, port=0) as desk:
-        show = Show(
-            path="<benchmark>", name=f"bench-{channels}", profile=profile, desk=DeskAddress(*desk.address), allow_trim=False,
-            channels=tuple(ChannelMap(ch, f"in{ch}", f"In {ch}") for ch in range(1, channels + 1)),
-            policy=replace(PolicySettings(), window_db=12.0, total_gain_cap_db=12.0),
-        )
-        source = ArraySource(band(channels), steps)
+        show = bench_show(profile, channels, DeskAddress(*desk.address),
+                          policy=replace(PolicySettings(), window_db=12.0, total_gain_cap_db=12.0))
+        source = ArraySource(band(channels), steps + WARMUP_STEPS)
+        samples: list[float] = []
         with tempfile.TemporaryDirectory() as journal_dir:
             async with OscDeskDriver(profile, "127.0.0.1", desk.port, show.desk_channels) as driver:
                 with Journal(Path(journal_dir), show.name) as journal:
-                    engine = Engine(show, source, driver, load_model(model_name), journal)
+                    engine = Engine(show, source, driver, model, journal)
+
+                    async def on_step(elapsed_s: float) -> None:
+                        samples.append(engine._latencies_ms[-1])
+
                     await source.start()
-                    status = await engine.run(arm_after_s=1.0)
-    samples = np.asarray(engine._latencies_ms)
-    frame_ms = FRAME_S * 1000
-    return {
-        "model": model_name, "channels": channels, "steps": len(samples), "moves": status.moves,
-        "p50_ms": float(np.percentile(samples, 50)), "p99_ms": float(np.percentile(samples, 99)),
-        "max_ms": float(samples.max()), "p99_frame_fraction": float(np.percentile(samples, 99) / frame_ms),
-    }
+                    status = await engine.run(arm_after_s=1.0, on_step=on_step)
+    timed = np.asarray(samples[WARMUP_STEPS:])
+    row: dict[str, object] = {"model": name, "channels": channels, "steps": int(timed.size), "moves": status.moves,
+                              **percentiles(timed)}
+    for key in ("p50", "p99", "max"):
+        row[f"{key}_frame_fraction"] = row[f"{key}_ms"] / FRAME_MS  # type: ignore[operator]
+    return row
+
+
+def side_by_side(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Naive over streaming, per ALM and channel count: how many times more one step costs without the design."""
+    by_key = {(r["model"], r["channels"]): r for r in rows}
+    out = []
+    for (name, channels), naive in by_key.items():
+        if not str(name).startswith("naive-") or (str(name).removeprefix("naive-"), channels) not in by_key:
+            continue
+        shipped = by_key[(str(name).removeprefix("naive-"), channels)]
+        out.append({"model": str(name).removeprefix("naive-"), "channels": channels,
+                    "streaming_p50_ms": shipped["p50_ms"], "naive_p50_ms": naive["p50_ms"],
+                    "streaming_p99_ms": shipped["p99_ms"], "naive_p99_ms": naive["p99_ms"],
+                    "p50_ratio": naive["p50_ms"] / shipped["p50_ms"],  # type: ignore[operator]
+                    "p99_ratio": naive["p99_ms"] / shipped["p99_ms"]})  # type: ignore[operator]
+    return out
+
+
+def run(models: list[str], channel_counts: list[int], steps: int, weights: dict[str, Weights]) -> list[dict[str, object]]:
+    make = model_factory(weights)
+    return [asyncio.run(measure(make(name), name, channels, steps)) for name in models for channels in channel_counts]
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    print(f"{'model':14} {'ch':>4} {'steps':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p99/frame':>10} {'moves':>7}")
+    for r in rows:
+        print(f"{r['model']:14} {r['channels']:4d} {r['steps']:6d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['max_ms']:8.3f} "
+              f"{r['p99_frame_fraction']:10.1%} {r['moves']:7d}")
+
+
+def add_weights_options(parser: argparse.ArgumentParser) -> None:
+    for name in VARIANTS:
+        parser.add_argument(f"--{name}", type=Path, default=None, metavar="DIR",
+                            help=f"an exported {name} folder (default: the shipped one, else a random-init export)")
+
+
+def resolve_weights(args: argparse.Namespace, names: list[str]) -> dict[str, Weights]:
+    wanted = {name.removeprefix("naive-") for name in names} & set(VARIANTS)
+    return {name: resolve(name, getattr(args, name.replace("-", "_"))) for name in sorted(wanted)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--channels", type=int, nargs="+", default=[8, 16, 32, 64])
-    parser.add_argument("--models", nargs="+", default=["unity", "dugan", "loudness"])
+    parser.add_argument("--models", nargs="+", default=[*CLASSIC, *VARIANTS, *(f"naive-{n}" for n in VARIANTS)])
     parser.add_argument("--out", type=Path, default=RESULTS / "control_step.json")
+    add_weights_options(parser)
     args = parser.parse_args()
-    rows = [asyncio.run(measure(model, channels, args.steps)) for model in args.models for channels in args.channels]
-    print(f"{'model':10} {'ch':>4} {'steps':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p99/frame':>10} {'moves':>7}")
-    for r in rows:
-        print(f"{r['model']:10} {r['channels']:4d} {r['steps']:6d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['max_ms']:8.3f} "
-              f"{r['p99_frame_fraction']:10.1%} {r['moves']:7d}")
+    weights = resolve_weights(args, args.models)
+    rows = run(args.models, args.channels, args.steps, weights)
+    print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": platform.platform(), "python": platform.python_version(),
-                                    "processor": platform.processor(), "control_step": rows}, indent=2))
+    args.out.write_text(json.dumps({"machine": machine(), "weights": [w.describe() for w in weights.values()],
+                                    "control_step": rows, "side_by_side": side_by_side(rows)}, indent=2))
     print(f"saved {args.out}")
 
 
