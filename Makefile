@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: all setup system test demo bench clean
 
@@ -35,9 +36,10 @@ test: setup
 demo: setup
 	$(BIN)/ailive demo --headless
 
+# ~20 minutes on 2 cores: latency, a real jackd for 5 minutes per period, CPU and memory, desk traffic.
+# BENCH_ARGS=--smoke runs every section for seconds; --note says what else ran on the machine.
 bench: setup
-	$(BIN)/python benchmarks/control_step.py
-	$(BIN)/python benchmarks/desk_tracking.py
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
