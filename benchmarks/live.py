@@ -156,10 +156,11 @@ async def _bridge(run: LiveRun, server: JackServer, desk_port: int, monitor: Xru
         *(["--switch-interval-ms", str(run.switch_interval_ms)] if run.switch_interval_ms is not None else []),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert child.stdout is not None and child.stderr is not None
+    errors = asyncio.create_task(child.stderr.read())  # drained all along: a full pipe would stall the bridge
     try:
         first = await asyncio.wait_for(child.stdout.readline(), START_TIMEOUT_S)
         if not first:
-            raise RuntimeError(f"the bridge stopped before its first status line: {(await child.stderr.read()).decode()[-2000:]}")
+            raise RuntimeError(f"the bridge stopped before its first status line: {(await errors).decode()[-2000:]}")
         drain = asyncio.create_task(child.stdout.read())
         await asyncio.sleep(run.warmup_s)
         xruns_before = monitor.xruns
@@ -177,7 +178,7 @@ async def _bridge(run: LiveRun, server: JackServer, desk_port: int, monitor: Xru
             child.kill()
             await child.wait()
     if child.returncode != 0:
-        raise RuntimeError(f"the bridge exited with {child.returncode}: {(await child.stderr.read()).decode()[-2000:]}")
+        raise RuntimeError(f"the bridge exited with {child.returncode}: {(await errors).decode()[-2000:]}")
     seen = json.loads(out.read_text())
     return {"xruns": xruns, "xruns_from_start": monitor.xruns - xruns_before_start,
             "cpu_percent": 100.0 * cpu_s / wall_s, "rss_mb": rss_mb, "rss_peak_mb": max(hwm_mb, peak_mb), **memory,
@@ -194,7 +195,9 @@ async def _run(run: LiveRun) -> dict[str, object]:
             try:
                 async with DeskSimulator(profile, port=0) as desk:
                     with cpu_hog(run.hog_cpu):
-                        baseline, _ = await _sample(monitor, None, min(2.0, run.seconds))
+                        baseline_s, xruns_before = min(2.0, run.seconds), monitor.xruns
+                        baseline, _ = await _sample(monitor, None, baseline_s)
+                        xruns_player_only = monitor.xruns - xruns_before
                         measured = await _bridge(run, server, desk.port, monitor, Path(tmp))
                     writes = desk.stats.total_writes()
             finally:
@@ -202,6 +205,7 @@ async def _run(run: LiveRun) -> dict[str, object]:
     return {"channels": run.channels, "period_frames": run.period_frames, "seconds": run.seconds,
             "hog_cpu": run.hog_cpu, "bridge_cpu": run.bridge_cpu,
             "switch_interval_ms": run.switch_interval_ms, "conditions": conditions,
+            "player_only_s": baseline_s, "xruns_player_only": xruns_player_only,
             "dsp_load_player_only_p50_percent": float(np.percentile(baseline, 50)) if baseline else None,
             "desk_writes": writes, **measured}
 

@@ -2,10 +2,11 @@
 
 ``runner.run_show`` does what the CLI does (GC frozen after start-up, the
 control loop at real-time priority, the headless status line every second);
-only the tap is a subclass that records, per callback, its own duration and
-how far into the JACK cycle it finished (the second includes any wait for
-the GIL, which is what turns a slow control step into an xrun). Started by
-``benchmarks.live``; runs until SIGTERM, then writes what it saw as JSON.
+only the tap is a subclass that records when each callback began and how
+long it took. The gap between two starts beyond one period is how long a
+callback waited to run (for the GIL or for the CPU): a wait near a period
+is an xrun. Started by ``benchmarks.live``; runs until SIGTERM, then writes
+what it saw as JSON.
 """
 from __future__ import annotations
 
@@ -30,13 +31,12 @@ CAPACITY = 1 << 18
 
 
 class TimedJackSource(JackSource):
-    """The shipped tap, plus two numbers per callback written into preallocated arrays."""
+    """The shipped tap, plus its start time and duration per callback, written into preallocated arrays."""
 
     def _open(self, jack: Any, client: Any) -> None:
-        self._timed_client = client
         self.period_frames = int(client.blocksize)
+        self.started_ns = np.zeros(CAPACITY, np.int64)
         self.callback_ns = np.zeros(CAPACITY, np.int64)
-        self.done_frames = np.zeros(CAPACITY, np.int64)  # frames since the cycle started when the callback returned
         self.callbacks = 0
         super()._open(jack, client)
 
@@ -44,18 +44,21 @@ class TimedJackSource(JackSource):
         began = time.perf_counter_ns()
         super()._process(frames)
         at = self.callbacks % CAPACITY
+        self.started_ns[at] = began
         self.callback_ns[at] = time.perf_counter_ns() - began
-        self.done_frames[at] = self._timed_client.frames_since_cycle_start
         self.callbacks += 1
 
     def timing(self) -> dict[str, object]:
+        """Callback duration and start delay (the gap to the previous start beyond one period), in us."""
         kept = min(self.callbacks, CAPACITY)
-        done_us = self.done_frames[:kept] * 1e6 / self.sample_rate
+        order = np.argsort(self.started_ns[:kept])
         period_us = self.period_frames * 1e6 / self.sample_rate
+        delay_us = np.maximum(0.0, np.diff(self.started_ns[:kept][order]) / 1000.0 - period_us)
         return {"callbacks": self.callbacks, "period_us": period_us,
                 **percentiles(self.callback_ns[:kept] / 1000.0, "callback_", "_us"),
-                **percentiles(done_us, "done_", "_us"),
-                "late_callbacks": int(np.sum(done_us >= period_us)), "xruns": self.xruns, "overruns": self.overruns}
+                **percentiles(delay_us, "start_delay_", "_us"),
+                "delayed_half_period": int(np.sum(delay_us > period_us / 2)),
+                "xruns": self.xruns, "overruns": self.overruns}
 
 
 async def run(show: Show, model: str, server: str, journal: Path) -> dict[str, object]:

@@ -82,16 +82,18 @@ def markdown(results: dict[str, Any]) -> str:
         f"The bridge (`ailive run`'s path, alm-mr) tapping {s['safety_channels']} channels for {s['safety_seconds']:g} s after a "
         f"warm-up, jackd and the bridge on core {s['bridge_cpu']}, a busy loop on core {s['hog_cpu']}. Xruns as the server "
         "reports them (in the measured window; and from the bridge's start). Callback: the tap's own time; "
-        "done: how far into the JACK cycle the tap's callback returned (includes waiting for the GIL); "
+        "start delay: how much later than one period after the previous one a callback began (waiting for the GIL "
+        "or the CPU); "
         "DSP load: JACK's, sampled every 100 ms, the player standing in for the desk's card included. "
         f"GIL switch interval: {switch}.",
-        _table(["period", "xruns", "from start", "callback p50/p99/max us", "done p99/max us (period)", "DSP load p50/p99/max %",
-                "player only %", "bridge CPU %", "step p99 ms"],
+        _table(["period", "xruns", "from start", "callback p50/p99/max us", "start delay p99/max us (period)", "DSP load p50/p99/max %",
+                "player only: DSP % / xruns", "bridge CPU %", "step p99 ms"],
                [[r["period_frames"], r["xruns"], r["xruns_from_start"],
                  f"{r['tap']['callback_p50_us']:.0f} / {r['tap']['callback_p99_us']:.0f} / {r['tap']['callback_max_us']:.0f}",
-                 f"{r['tap']['done_p99_us']:.0f} / {r['tap']['done_max_us']:.0f} ({r['tap']['period_us']:.0f})",
+                 f"{r['tap']['start_delay_p99_us']:.0f} / {r['tap']['start_delay_max_us']:.0f} ({r['tap']['period_us']:.0f})",
                  f"{r['dsp_load_p50_percent']:.1f} / {r['dsp_load_p99_percent']:.1f} / {r['dsp_load_max_percent']:.1f}",
-                 r["dsp_load_player_only_p50_percent"], r["cpu_percent"], r["engine"]["latency_ms"].get("p99")]
+                 f"{r['dsp_load_player_only_p50_percent']:.1f} / {r['xruns_player_only']} in {r['player_only_s']:g} s",
+                 r["cpu_percent"], r["engine"]["latency_ms"].get("p99")]
                 for r in results["audio_safety"]]),
         "## CPU and memory (real time, alm-mr, 256 frames, no hog)",
         f"Bridge process CPU time over {s['load_seconds']:g} s of wall clock, all threads, as % of one core; RSS at the end. "
