@@ -10,7 +10,7 @@ belongs is dropped), the profile's query form and answer shape, and meters.
 A desk without a subscription feeds back to its one configured device
 (``send_to``), or, with none configured, to the first client that talks to it;
 other clients get nothing. A Python API injects engineer moves, packet loss,
-delay and restarts. Garbage never changes state: it is counted in
+delay, duplicates, reordering and restarts. Garbage never changes state: it is counted in
 :attr:`DeskSimulator.stats`.
 """
 from __future__ import annotations
@@ -49,6 +49,7 @@ class SimStats:
     rejected: int = 0  # not OSC, truncated, wrong type tag
     unknown_address: int = 0
     dropped_by_loss: int = 0
+    reordered: int = 0  # datagrams held back by the reorder fault, either way
     refused_subscriptions: int = 0
     taken_over: int = 0  # subscriptions handed to a newer client (one-subscriber desks)
     held_by_hand: int = 0  # fader writes that did not move a fader the engineer's hand holds
@@ -68,6 +69,8 @@ class Faults:
     loss_out: float = 0.0  # probability a datagram from the desk is dropped
     delay_s: float = 0.0  # added to every datagram the desk sends
     duplicate: float = 0.0  # probability a sent datagram goes out twice
+    reorder: float = 0.0  # probability a datagram, either way, is held back so later ones overtake it
+    reorder_s: float = 0.03  # how long a held-back datagram waits
 
     def set_loss(self, probability: float) -> None:
         """The same loss both ways, as on a bad network link."""
@@ -267,6 +270,21 @@ class DeskSimulator:
     def _on_datagram(self, data: bytes, peer: Peer) -> None:
         if self.faults.loss_in and self._random.random() < self.faults.loss_in:
             self.stats.dropped_by_loss += 1
+            return
+        if self._held_back() and self._loop is not None:
+            self._loop.call_later(self.faults.reorder_s, self._receive, data, peer)
+            return
+        self._receive(data, peer)
+
+    def _held_back(self) -> bool:
+        """Whether the reorder fault holds this datagram back (counted)."""
+        if self.faults.reorder and self._random.random() < self.faults.reorder:
+            self.stats.reordered += 1
+            return True
+        return False
+
+    def _receive(self, data: bytes, peer: Peer) -> None:
+        if not self.running:
             return
         self.stats.received += 1
         try:
@@ -475,8 +493,9 @@ class DeskSimulator:
             return
         copies = 2 if self.faults.duplicate and self._random.random() < self.faults.duplicate else 1
         for _ in range(copies):
-            if self.faults.delay_s > 0 and self._loop is not None:
-                self._loop.call_later(self.faults.delay_s, self._send_now, data, peer)
+            delay_s = self.faults.delay_s + (self.faults.reorder_s if self._held_back() else 0.0)
+            if delay_s > 0 and self._loop is not None:
+                self._loop.call_later(delay_s, self._send_now, data, peer)
             else:
                 self._send_now(data, peer)
 
