@@ -41,9 +41,15 @@ Listener = Callable[[DeskEvent], None]
 #: Backoff between reconnect attempts, seconds; the last value repeats.
 RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: An engineer's move that arrives this soon after one of our writes to the same
-#: fader may have been overwritten by that write at the desk: it is sent back once,
-#: so the engineer wins the race whatever order the desk saw.
+#: fader (or one round trip to the desk, when that is longer) may have been
+#: overwritten by that write at the desk: it is sent back once, so the engineer
+#: wins the race whatever order the desk saw.
 ENGINEER_WINS_WINDOW_S = 0.25
+#: How often a write the desk's answers show was lost is sent again before the
+#: desk's level counts as somebody else's (a desk that refuses our writes).
+MAX_RESENDS = 3
+#: Earlier unconfirmed writes remembered per fader (a desk that is slow to answer).
+MAX_UNCONFIRMED_STEPS = 64
 #: Linux reports ICMP "port unreachable" on an unconnected UDP socket only with
 #: IP_RECVERR (IPV6_RECVERR); it tells "nothing listens at the desk's port" from
 #: "the desk says nothing back". Python does not name these options.
@@ -91,11 +97,12 @@ class DriverStats:
 
 @dataclass
 class _Unconfirmed:
-    """A fader write the desk has not yet shown back."""
+    """Fader writes the desk has not yet shown back, and so the levels it may still hold if they were lost."""
 
-    before_step: int
-    sent_step: int
-    resent: bool = False
+    before_step: int  # what the desk held before the first of them
+    sent_step: int  # the latest
+    earlier_steps: frozenset[int] = frozenset()  # the ones before it, lost or overtaken
+    resends: int = 0
 
 
 @dataclass
@@ -169,6 +176,7 @@ class OscDeskDriver:
         self._last_write_at: dict[str, float] = {}
         self._bridge_write_at: dict[str, float] = {}  # writes the bridge chose (not resends)
         self._polls: dict[str, float] = {}  # fader address -> when its poll query went out
+        self.rtt_s = 0.0  # the longest recent round trip to the desk (query to answer), decaying
         self._pending: dict[str, _PendingWrite] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._socket: socket.socket | None = None
@@ -479,22 +487,38 @@ class OscDeskDriver:
                 last_probe = now
 
     def _poll_faders(self, now: float) -> None:
-        """Query every mapped fader; the answers are handled like pushes (see :meth:`_is_stale_poll_reply`)."""
+        """Query every mapped fader; the answers are handled like pushes (see :meth:`_poll_answer`)."""
         for ch in self.channels:
             address = self.profile.fader.address_of(ch)
             self._polls[address] = now
             self._send(self.profile.query_of(address))
 
-    def _is_stale_poll_reply(self, address: str) -> bool:
-        """A poll answer may have left the desk before our latest write arrived: its value is old news."""
+    def _poll_answer(self, address: str, now: float) -> bool | None:
+        """Whether a message answers our poll (True), was pushed (False), or is an answer that is old news (None).
+
+        A poll answer may have left the desk before our latest write arrived.
+        Only an answer to our own question can show that a write was lost: a
+        pushed level is always somebody else's change (a hand, a scene recall).
+        """
         asked_at = self._polls.pop(address, None)
-        return asked_at is not None and self._last_write_at.get(address, -math.inf) >= asked_at
+        if asked_at is None:
+            return False
+        self._note_round_trip(now - asked_at)
+        if self._last_write_at.get(address, -math.inf) >= asked_at:
+            return None
+        return True
+
+    def _note_round_trip(self, took_s: float) -> None:
+        """Keep the longest recent round trip; it decays so one slow answer is forgotten."""
+        self.rtt_s = max(took_s, self.rtt_s * 0.9)
 
     def _lost(self, reason: str) -> None:
         self.connected = False
         for pending in self._pending.values():
             pending.handle.cancel()
         self._pending.clear()
+        self._unconfirmed.clear()  # the reconnect sweep reads every fader again
+        self._polls.clear()
         self._emit(DeskLost(reason, self._now()))
         if self._reconnecting is None or self._reconnecting.done():
             self._reconnecting = asyncio.create_task(self._reconnect_loop(), name="desk-reconnect")
@@ -531,9 +555,7 @@ class OscDeskDriver:
         law = self.profile.law
         target = self._by_address.get(address)
         if target is not None and not resend:
-            before = self.view[target.channel].fader
-            if not math.isnan(before):
-                self._unconfirmed[address] = _Unconfirmed(law.step_of(before), law.step_of(held))
+            self._remember_unconfirmed(address, self.view[target.channel].fader, law.step_of(held))
         self._last_sent[address] = law.step_of(held)
         if not resend:
             self._bridge_write_at[address] = self._now()
@@ -542,6 +564,14 @@ class OscDeskDriver:
         target = self._by_address.get(address)
         if target is not None:
             self._store_fader(self.view[target.channel], held)
+
+    def _remember_unconfirmed(self, address: str, before: float, sent_step: int) -> None:
+        prior = self._unconfirmed.get(address)
+        if prior is not None:
+            earlier = sorted(prior.earlier_steps | {prior.sent_step})[-MAX_UNCONFIRMED_STEPS:]
+            self._unconfirmed[address] = _Unconfirmed(prior.before_step, sent_step, frozenset(earlier))
+        elif not math.isnan(before):
+            self._unconfirmed[address] = _Unconfirmed(self.profile.law.step_of(before), sent_step)
 
     def _flush(self, address: str) -> None:
         pending = self._pending.pop(address, None)
@@ -584,10 +614,12 @@ class OscDeskDriver:
         for fut in self._waiters.pop(message.address, []):
             if not fut.done():
                 fut.set_result(message)
-        if self.connected and not self._is_stale_poll_reply(message.address):
-            self._apply(message, "external")
+        if self.connected:
+            answer = self._poll_answer(message.address, now)
+            if answer is not None:
+                self._apply(message, "external", answer=answer)
 
-    def _apply(self, message: osc.OscMessage, source: Source) -> None:
+    def _apply(self, message: osc.OscMessage, source: Source, *, answer: bool = False) -> None:
         """Update the view from a desk message; report changes as events."""
         target = self._by_address.get(message.address)
         if target is None or not message.args:
@@ -603,9 +635,11 @@ class OscDeskDriver:
             number, clamped = self._in_range(message.address, number)
             held = p.law.quantize(number)
             step = p.law.step_of(held)
-            if source == "external" and self._is_own_or_lost_write(message.address, step):
+            if source == "external" and self._is_own_or_lost_write(message.address, step, answer):
                 return
             changed = math.isnan(view.fader) or p.law.step_of(view.fader) != step
+            if changed and source == "external":
+                self._last_sent.pop(message.address, None)  # the desk moved on from our last write
             self._store_fader(view, held)
             if changed and source == "external" and not clamped:  # a clamped report is never sent back to the desk
                 self._engineer_wins(message.address, held, now)
@@ -646,13 +680,15 @@ class OscDeskDriver:
                         low, high, clamped)
         return clamped, True
 
-    def _is_own_or_lost_write(self, address: str, step: int) -> bool:
+    def _is_own_or_lost_write(self, address: str, step: int, answer: bool) -> bool:
         """Tell our own writes (echoed or polled back) and lost writes from engineer moves.
 
-        The desk showing the step we sent confirms the write. The desk still
-        showing the step from *before* our write means the write was lost on
-        the way: it is sent once more instead of being taken for a hand on the
-        fader. Anything else is somebody else's move.
+        The desk showing the step we sent confirms the write. An answer to our
+        poll that still shows a level from before our latest write (the one
+        before them all, or one of ours it overtook) means the write was lost
+        on the way: it is sent again, up to :data:`MAX_RESENDS` times, instead
+        of being taken for a hand on the fader. A pushed level is somebody
+        else's move, unless an echoing desk echoes one of our earlier writes.
         """
         pending = self._unconfirmed.get(address)
         if pending is None:
@@ -664,18 +700,23 @@ class OscDeskDriver:
             del self._unconfirmed[address]
             self.stats.own_echoes += 1
             return True
-        if step == pending.before_step and not pending.resent:
-            pending.resent = True
+        if not answer:
+            if step in pending.earlier_steps and self.profile.echoes_own_writes:
+                self.stats.own_echoes += 1
+                return True
+            del self._unconfirmed[address]
+            return False
+        if (step == pending.before_step or step in pending.earlier_steps) and pending.resends < MAX_RESENDS:
+            pending.resends += 1
             self.stats.resent += 1
-            target = self._by_address[address]
-            self._write(address, self.view[target.channel].fader, resend=True)
+            self._write(address, self.profile.law.value_of_step(pending.sent_step), resend=True)
             return True
         del self._unconfirmed[address]
         return False
 
     def _engineer_wins(self, address: str, held: float, now: float) -> None:
         """Send an engineer's move back once when our last write may have crossed it on the way."""
-        if now - self._bridge_write_at.pop(address, -math.inf) < ENGINEER_WINS_WINDOW_S:
+        if now - self._bridge_write_at.pop(address, -math.inf) < max(ENGINEER_WINS_WINDOW_S, self.rtt_s):
             self.stats.reasserted += 1
             self._write(address, held, resend=True)
 
