@@ -140,6 +140,7 @@ class PolicyState:
     last_step_s: float = math.nan
     hold: str = ""  # non-empty while every fader is held, with the reason
     offset_db: float = 0.0
+    cap_cut_db: float = 0.0  # the common cut the total-gain cap made at the last step (<= 0; 0: not binding)
     channels: Mapping[int, ChannelState] = field(default_factory=dict)
 
     def channel(self, number: int) -> ChannelState:
@@ -322,7 +323,7 @@ def step(
         seen = desk.channels.get(ch)
         gain = gains.get(ch, math.nan)
         if s.overridden and now >= s.override_until_s and seen is not None and math.isfinite(gain):
-            s, ended = _end_override(config, s, ch, gain, seen.fader_db, state.offset_db, now)
+            s, ended = _end_override(config, s, ch, gain, seen.fader_db, _effective_offset(state), now)
             events.extend(ended)
         reason = _channel_hold(config, s, gain, s.gate_db, seen, now)
         channels[ch] = replace(s, reason=reason or s.reason, moving=s.moving and not reason)
@@ -336,7 +337,7 @@ def step(
 
     offset = _offset(channels, gains, eligible, state.offset_db)
     targets = {ch: _bounded_target(config, channels[ch], gains[ch], offset) for ch in eligible}
-    targets, capped = _cap_total_gain(config, channels, desk, targets)
+    targets, capped, cut_db = _cap_total_gain(config, channels, desk, targets)
 
     moves: list[Move] = []
     for ch in eligible:
@@ -344,7 +345,18 @@ def step(
                                       "capped: total gain" if ch in capped else "")
         if move is not None:
             moves.append(Move(ch, move[0], move[1], move[2]))
-    return replace(state, channels=channels, offset_db=offset, last_step_s=now, hold=""), moves, events
+    return replace(state, channels=channels, offset_db=offset, cap_cut_db=cut_db, last_step_s=now, hold=""), moves, events
+
+
+def _effective_offset(state: PolicyState) -> float:
+    """What a gain has taken off it on its way to a fader: the common offset, and the cap's cut while it binds.
+
+    A bias learned against this makes the *capped* target equal the fader's
+    level, so a fader the engineer just set is not moved by the cap the moment
+    the hold ends (and fought over with whoever set it).
+    """
+    cut = state.cap_cut_db if math.isfinite(state.cap_cut_db) else 0.0
+    return state.offset_db - cut
 
 
 def _smooth_levels(s: ChannelState, level_db: float, dt: float, proposed_db: float) -> ChannelState:
@@ -396,7 +408,7 @@ def _learn_bias(config: PolicyConfig, state: PolicyState, channels: dict[int, Ch
     for ch in eligible:
         s = channels[ch]
         if not s.bias_learned:
-            channels[ch] = replace(s, bias_db=s.position_db - (gains[ch] - state.offset_db), bias_learned=True)
+            channels[ch] = replace(s, bias_db=s.position_db - (gains[ch] - _effective_offset(state)), bias_learned=True)
             events.append(PolicyEvent("bias-learned", now, f"{channels[ch].bias_db:+.1f} dB", ch))
     return channels, eligible, events
 
@@ -423,8 +435,12 @@ def _bounds(config: PolicyConfig, s: ChannelState) -> tuple[float, float]:
 
 
 def _cap_total_gain(config: PolicyConfig, channels: Mapping[int, ChannelState], desk: DeskView,
-                    targets: dict[int, float]) -> tuple[dict[int, float], set[int]]:
-    """Feedback protection: the summed linear gain may exceed the arm-time sum by at most the cap."""
+                    targets: dict[int, float]) -> tuple[dict[int, float], set[int], float]:
+    """Feedback protection: the summed linear gain may exceed the arm-time sum by at most the cap.
+
+    Every ridden target takes the same cut in dB (the model's balance stays);
+    the cut is returned too (0 when the cap does not bind).
+    """
     limit = 10.0 ** (config.settings.total_gain_cap_db / 20.0) * sum(
         10.0 ** (s.reference_db / 20.0) for s in channels.values() if s.mode != "excluded" and math.isfinite(s.reference_db))
     others = sum(
@@ -434,14 +450,14 @@ def _cap_total_gain(config: PolicyConfig, channels: Mapping[int, ChannelState], 
     )
     ridden = sum(10.0 ** (t / 20.0) for t in targets.values())
     if not targets or others + ridden <= limit or ridden <= 0.0:
-        return targets, set()
+        return targets, set(), 0.0
     room = limit - others
     cut_db = -math.inf if room <= 0 else 20.0 * math.log10(room / ridden)
     capped = {}
     for ch, target in targets.items():
         low, _ = _bounds(config, channels[ch])
         capped[ch] = max(target + cut_db, low) if math.isfinite(cut_db) else low
-    return capped, set(targets)
+    return capped, set(targets), cut_db
 
 
 def _advance(config: PolicyConfig, s: ChannelState, target: float, desk_db: float, dt: float, now: float,
