@@ -87,15 +87,24 @@ class TrainConfig:
             raise TrainConfigError(f"{path}: {exc}") from None
 
 
-class RoleHead(nn.Module):
-    """Instrument-role classifier on the encoder's embedding: an auxiliary task that teaches it timbre."""
+class TrainingNetwork(nn.Module):
+    """The ALM and its auxiliary role head as one module, so DistributedDataParallel keeps both in step.
 
-    def __init__(self, width: int, roles: int) -> None:
+    The role head names each channel's instrument role from its encoder
+    embedding: an auxiliary task that teaches the encoder timbre from scratch.
+    """
+
+    def __init__(self, model: Alm, roles: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(width, roles)
+        self.alm = model
+        self.role_head = nn.Linear(model.config.d_model, roles)
 
-    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return self.linear(embedding)
+    def forward(self, patches: torch.Tensor, conditioning: torch.Tensor, present: torch.Tensor,
+                role_patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gains = self.alm(patches, conditioning, present)
+        if role_patches.shape[0] == 0:
+            return gains, role_patches.new_zeros((0, self.role_head.out_features))
+        return gains, self.role_head(self.alm.slow.encoder(role_patches))
 
 
 def produced_mix(inputs: torch.Tensor, gains_db: torch.Tensor, fast_every: int, frame: int) -> torch.Tensor:
@@ -130,18 +139,18 @@ class Trainer:
         torch.manual_seed(config.seed + self.rank)
         self.model = Alm(config.model)
         self.roles = ExampleStream.role_names()
-        self.role_head = RoleHead(config.model.d_model, len(self.roles))
+        self.training_network = TrainingNetwork(self.model, len(self.roles))
         self.step = 0
-        params = list(self.model.parameters()) + list(self.role_head.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.training_network.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
         checkpoint = out / CHECKPOINT
         if resume and checkpoint.exists():
             self._resume(checkpoint)
-        self.network: nn.Module = self.model
+        self.network: nn.Module = self.training_network
         if self.world > 1:
             backend = "nccl" if torch.cuda.is_available() else "gloo"
             torch.distributed.init_process_group(backend)
-            self.network = nn.parallel.DistributedDataParallel(self.model)
+            self.network = nn.parallel.DistributedDataParallel(self.training_network)
         cache = Path(config.cache_dir) if config.cache_dir else None
         self.stream = ExampleStream(cache_dir=cache, songs=config.songs, song_seconds=config.song_seconds,
                                     seconds=config.seconds, batch=config.batch, seed=config.seed * 1000 + self.rank,
@@ -155,7 +164,7 @@ class Trainer:
         if data.get("optimizer"):
             self.optimizer.load_state_dict(data["optimizer"])
         if "role_head" in data.get("training", {}):
-            self.role_head.load_state_dict({k: torch.tensor(v) for k, v in data["training"]["role_head"].items()})
+            self.training_network.role_head.load_state_dict({k: torch.tensor(v) for k, v in data["training"]["role_head"].items()})
         self.step = int(data.get("step", 0))
 
     def losses(self, batch: Batch) -> tuple[torch.Tensor, StepLosses]:
@@ -166,7 +175,9 @@ class Trainer:
         inputs = torch.from_numpy(batch.inputs)
         patches, conditioning = segment_features(inputs, rate, timing, config.model.spec, torch.float32)
         present = torch.from_numpy(batch.present)
-        gains = self.network(patches, conditioning, present)
+        keep = present & torch.from_numpy(batch.active)
+        role_patches = patches[:, :, -1][keep] if config.role_loss_weight else patches.new_zeros((0,) + patches.shape[-2:])
+        gains, role_logits = self.network(patches, conditioning, present, role_patches)
         warm = int(round(WARM_UP_S / FRAME_S))
         mix = produced_mix(inputs, gains, timing.fast_every, frame)
         target_mix = torch.from_numpy(batch.target_mix)[:, : mix.shape[-1]]
@@ -174,18 +185,11 @@ class Trainer:
         first = -(-warm // timing.fast_every)
         weight = torch.from_numpy(batch.active & present.numpy() & np.isfinite(batch.target_gain_db))
         gain_loss = relative_gain_loss(gains[..., first:], torch.from_numpy(batch.target_gain_db), weight)
-        role_loss = self._role_loss(patches, present, batch)
+        role_loss = (nn.functional.cross_entropy(role_logits, torch.from_numpy(batch.role_index)[keep])
+                     if role_logits.shape[0] else torch.zeros(()))
         total = (config.mix_loss_weight * mix_loss + config.gain_loss_weight * gain_loss
                  + config.role_loss_weight * role_loss)
         return total, StepLosses(total.item(), mix_loss.item(), gain_loss.item(), role_loss.item())
-
-    def _role_loss(self, patches: torch.Tensor, present: torch.Tensor, batch: Batch) -> torch.Tensor:
-        if self.config.role_loss_weight == 0.0:
-            return torch.zeros(())
-        last = patches[:, :, -1]  # (batch, channels, frames, bands): the newest patch of each channel
-        keep = present & torch.from_numpy(batch.active)
-        embedding = self.model.slow.encoder(last[keep])
-        return nn.functional.cross_entropy(self.role_head(embedding), torch.from_numpy(batch.role_index)[keep])
 
     def run(self, *, progress: bool = True) -> Path:
         config = self.config
@@ -214,7 +218,7 @@ class Trainer:
                 total, parts = self.losses(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
-                nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                nn.utils.clip_grad_norm_(self.training_network.parameters(), 1.0)
                 self.optimizer.step()
                 self.step += 1
                 elapsed = time.monotonic() - started
@@ -257,7 +261,7 @@ class Trainer:
 
     def save(self) -> None:
         training = {"config": _plain(asdict(self.config)), "steps": self.step,
-                    "role_head": {k: v.tolist() for k, v in self.role_head.state_dict().items()},
+                    "role_head": {k: v.tolist() for k, v in self.training_network.role_head.state_dict().items()},
                     "roles": list(self.roles)}
         save_checkpoint(self.out / CHECKPOINT, self.model, optimizer=self.optimizer, step=self.step, training=training)
 
