@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import re
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 LISTED_PORTS = 8
 #: Longest port short name we register (JACK allows more; desks' names are short).
 MAX_PORT_NAME_CHARS = 64
+#: Where jackd2 keeps its sockets unless JACK_TMPDIR says otherwise.
+JACK_TMPDIR = "/dev/shm"
 
 
 class AudioSourceError(AiliveError):
@@ -175,6 +178,31 @@ def _jack_says(message: str) -> None:
     log.debug("libjack: %s", message)
 
 
+def jack_server_listening(server_name: str | None) -> bool | None:
+    """Whether a jackd2 server of that name accepts connections: asked of its socket, not of libjack.
+
+    A failed ``jack_client_open`` is not harmless inside libjack: any other
+    client of the dead server left in the process (a test's player) crashes
+    on its next call. So a tap waiting for its server to come back asks the
+    server's request socket first. None when the socket layout is not
+    jackd2's (another JACK, another temporary folder): then only libjack can tell.
+    """
+    folder = Path(os.environ.get("JACK_TMPDIR", JACK_TMPDIR))
+    if not folder.is_dir():
+        return None
+    name = server_name or os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    path = folder / f"jack_{name}_{os.getuid()}_0"
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.1)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def _open_client(client_name: str, server_name: str | None) -> tuple[Any, Any]:
     """Import JACK and open a client on a running server, never starting one; errors say how to fix it."""
     try:
@@ -272,7 +300,15 @@ class JackSource(_StartStop):
     async def start(self) -> None:
         if self._client is not None:
             return
-        jack, client = _open_client(self.client_name, self.server_name)
+        reopening = self._died.is_set()
+        if reopening and jack_server_listening(self.server_name) is False:
+            raise AudioSourceError(_no_server_message(self.server_name))
+        try:
+            jack, client = _open_client(self.client_name, self.server_name)
+        except AudioSourceError:
+            if reopening:  # still no server: the tap stays down, next_block keeps answering None
+                self._died.set()
+            raise
         try:
             self._open(jack, client)
         except BaseException:
@@ -280,6 +316,8 @@ class JackSource(_StartStop):
             client.close()
             self._ports = []
             self.port_names = []
+            if reopening:
+                self._died.set()
             raise
         self._client = client
         log.info("tapping %d channels as JACK client %r at %d Hz", len(self._ports), client.name, self.sample_rate)
@@ -342,6 +380,8 @@ class JackSource(_StartStop):
 
     async def next_block(self, frames: int, timeout_s: float) -> Block | None:
         if self._client is None:
+            if self._died.is_set():  # the server died; the tap is closed until start() opens it again
+                return None
             raise RuntimeError("JackSource.next_block() before start()")
         if not 0 < frames <= self._usable_frames:
             raise ValueError(f"frames must be 1..{self._usable_frames} (the ring), got {frames}")
