@@ -27,9 +27,12 @@ from ailive.models.features import SILENCE_DB, rms_db
 
 from . import policy as P
 from .journal import Journal, JournalError, encode_db
-from .sources import AudioSource, EndOfSource
+from .sources import AudioSource, AudioSourceError, EndOfSource
 
 log = logging.getLogger(__name__)
+
+#: How often a tap whose JACK server died is opened again (the faders hold meanwhile).
+REATTACH_PERIOD_S = 1.0
 
 Command = tuple[str, tuple[object, ...], str]  # name, arguments, origin (local, mqtt, ...)
 
@@ -106,6 +109,9 @@ class Engine:
         self._model_state: object = None
         self._last_model_error = ""
         self._started_at = math.nan
+        self._audio_lost = ""  # why the audio tap is gone (its server died), until it is back
+        self._last_reattach_s = -math.inf
+        self._sample_rate = source.sample_rate
         self.status = EngineStatus(show=show.name, model=model.card.name, desk=str(show.desk))
         driver.add_listener(self._on_desk_event)
 
@@ -159,6 +165,7 @@ class Engine:
         played so far (the demo records automation and scripts an engineer there).
         Leaves every fader where it is when it ends (disarm, never a jump).
         """
+        self._sample_rate = self.source.sample_rate
         frames = frame_samples(self.source.sample_rate)
         try:
             self._model_state = self.model.initial_state(len(self._analysed), self.source.sample_rate)
@@ -176,6 +183,7 @@ class Engine:
                     break
                 if block is None:  # no audio (a dead server answers at once): keep the control rate, never spin
                     await asyncio.sleep(max(0.0, FRAME_S - (asyncio.get_running_loop().time() - asked_at)))
+                    await self._reattach_if_died()
                 began = time.perf_counter()
                 now = self._now(block.time_s if block is not None else None)
                 if started_at is None:
@@ -203,9 +211,47 @@ class Engine:
             self._refresh_status()
         return self.status
 
+    async def _reattach_if_died(self) -> None:
+        """A tap whose JACK server died is opened again once a second; every fader holds until audio flows again."""
+        if not getattr(self.source, "server_died", False):
+            return
+        if not self._audio_lost:
+            self._audio_lost = getattr(self.source, "shutdown_reason", "") or "the JACK server went away"
+            log.error("audio tap lost: %s; holding every fader and reattaching", self._audio_lost)
+            self._record("audio", what="lost", reason=self._audio_lost)
+            self.status.last_events.append(f"audio lost: {self._audio_lost}")
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now - self._last_reattach_s < REATTACH_PERIOD_S:
+            return
+        self._last_reattach_s = loop_now
+        try:
+            await self.source.stop()
+            await self.source.start()
+        except AudioSourceError as exc:
+            log.info("audio tap not back yet: %s", exc)
+            return
+        if self.source.sample_rate != self._sample_rate:
+            reason = (f"the JACK server came back at {self.source.sample_rate} Hz; the bridge started at "
+                      f"{self._sample_rate} Hz (restart the server at that rate, or the bridge)")
+            await self.source.stop()
+            if reason != self._audio_lost:
+                log.error("audio tap refused: %s", reason)
+                self._record("audio", what="refused", reason=reason)
+                self._audio_lost = reason
+            return
+        log.warning("audio tap reattached after: %s", self._audio_lost)
+        self._record("audio", what="reattached", after=self._audio_lost)
+        self.status.last_events.append("audio reattached")
+        self._audio_lost = ""
+
     def _analyse(self, samples: np.ndarray, now: float) -> None:
-        """Levels of every channel; the model's gains for the analysed ones."""
-        self._levels_db = rms_db(samples)
+        """Levels of every channel (DC removed); the model's gains for the analysed ones.
+
+        A DC offset (a failing preamp, a broken cable) carries no sound: counted
+        as level, it would open the silence gate and the bridge would ride a
+        dead channel up to the ceiling, ready to blast when the sound came back.
+        """
+        self._levels_db = rms_db(samples - samples.mean(axis=1, keepdims=True))
         self._audio_time_s = now
         gains = np.full(len(self.show.channels), math.nan)
         try:
