@@ -325,7 +325,10 @@ def step(
         if s.overridden and now >= s.override_until_s and seen is not None and math.isfinite(gain):
             s, ended = _end_override(config, s, ch, gain, seen.fader_db, _effective_offset(state), now)
             events.extend(ended)
-        reason = _channel_hold(config, s, gain, s.gate_db, seen, now)
+        # Silent now, or quiet for a while: either holds. The smoothed gate alone takes seconds to close after a
+        # dropout, and a model's loudness window sees the channel fading meanwhile and asks for more gain.
+        level_db = min(s.gate_db, proposal.levels_db.get(ch, -math.inf))
+        reason = _channel_hold(config, s, gain, level_db, seen, now)
         channels[ch] = replace(s, reason=reason or s.reason, moving=s.moving and not reason)
         if not reason:
             eligible.append(ch)
@@ -385,12 +388,15 @@ def _end_override(config: PolicyConfig, s: ChannelState, ch: int, gain: float, d
 
 
 def _drop_split_groups(config: PolicyConfig, channels: dict[int, ChannelState], eligible: list[int]) -> list[int]:
-    """A linked group moves together or not at all (a stereo image must not tilt)."""
+    """A linked group moves together or not at all (a stereo image must not tilt).
+
+    A member switched to manual (or excluded) during the show holds the group
+    too: its partner riding alone would tilt the image the engineer now owns.
+    """
     allowed = set(eligible)
     for members in config.groups().values():
-        auto = [m for m in members if channels[m].mode == "auto"]
-        if any(m not in allowed for m in auto):
-            for m in auto:
+        if any(m not in allowed for m in members):
+            for m in members:
                 if m in allowed:
                     allowed.discard(m)
                     channels[m] = replace(channels[m], moving=False, reason="held: group")
