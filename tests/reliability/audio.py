@@ -17,6 +17,8 @@ from ailive.bridge.sources import Block
 
 #: Seconds of noise kept per generator and read cyclically (no allocation per block but the copy).
 BANK_S = 1.0
+#: Not realtime, a stall costs the waiting caller its timeout plus this: a control step is never free.
+STEP_COST_S = 0.001
 
 
 @dataclass
@@ -35,6 +37,7 @@ class SyntheticSource:
         self.generators = [Generator("noise", level) for level in levels_db]
         self.route = list(range(len(levels_db)))  # channel -> generator index
         self.stalled = False
+        self.now_s = 0.0  # not realtime: the audio clock, the end of the newest block (a stall advances it too)
         self.blocks = 0
         self.last_block_loop_s = float("nan")  # loop time the newest block was handed out
         rng = np.random.default_rng(seed)
@@ -64,11 +67,17 @@ class SyntheticSource:
         loop_now = asyncio.get_running_loop().time()
         self._started_s = loop_now - self._frame / self.sample_rate
 
+    def clock(self) -> float:
+        """The audio clock of a source that is not realtime (an engine's ``clock``)."""
+        return self.now_s
+
     async def next_block(self, frames: int, timeout_s: float) -> Block | None:
         loop = asyncio.get_running_loop()
         if self.stalled:
             if self.realtime:
                 await asyncio.sleep(timeout_s)
+            else:
+                self.now_s += timeout_s + STEP_COST_S  # waited that long for audio that never came
             return None
         if self.realtime:
             wait_s = self._started_s + (self._frame + frames) / self.sample_rate - loop.time()
@@ -80,6 +89,7 @@ class SyntheticSource:
         samples = self._render(frames)
         block = Block(samples, self._frame, self.sample_rate)
         self._frame += frames
+        self.now_s += frames / self.sample_rate
         self.blocks += 1
         self.last_block_loop_s = loop.time()
         return block

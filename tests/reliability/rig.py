@@ -101,7 +101,8 @@ class Bridge:
     show: Show
     journal_path: Path
     peer: Peer  # the driver's socket: where the bridge's writes come from
-    records: list[dict[str, Any]] = field(default_factory=list)  # every record, as a listener saw it, with loop time
+    # Every record as a listener saw it, with the loop time it was made at and the time of the newest audio then.
+    records: list[dict[str, Any]] = field(default_factory=list)
 
     def journal(self) -> list[dict[str, Any]]:
         return read_records(self.journal_path)
@@ -134,7 +135,8 @@ async def running_bridge(desk: RecordingDesk, tmp_path: Path, *, levels_db: list
     assert peer is not None
     bridge = Bridge(engine, driver, desk, source, show, journal.path, peer)
     loop = asyncio.get_running_loop()
-    engine.add_listener(lambda record: bridge.records.append({**record, "loop_s": loop.time()}))
+    engine.add_listener(lambda record: bridge.records.append(
+        {**record, "loop_s": loop.time(), "audio_s": engine._audio_time_s}))
     task = asyncio.create_task(engine.run(arm_after_s=arm_after_s))
     try:
         yield bridge

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from ailive.bridge import policy as P
 from tests.test_policy import Rig, make_config
 
 
@@ -40,3 +41,19 @@ def test_the_cap_still_takes_one_common_cut_when_the_engineer_frees_room():
     total = sum(10 ** (db / 20) for db in rig.faders.values())
     assert total <= 4 * 10 ** (1.0 / 20) + 0.05
     assert rig.faders[3] == pytest.approx(rig.faders[4], abs=0.2)  # the same cut for every ridden fader
+
+
+def test_a_pair_with_one_side_switched_to_manual_holds_both_sides():
+    """Found by the soak: the partner of a channel switched to manual rode on alone, tilting the pair,
+    and a hand on the manual side did not stop it."""
+    rig = Rig(make_config(groups=["", "", "keys", "keys"], override_hold_s=1.0))
+    rig.arm()
+    gains = {1: 0.0, 2: 0.0, 3: -6.0, 4: -6.0}
+    rig.run(0.5, gains)
+    rig.state, _ = P.set_mode(rig.state, 3, "manual", rig.now)
+    before = len(rig.moves)
+    rig.run(2.0, gains)
+    rig.engineer(3, -10.0)
+    rig.run(2.0, gains)
+    assert [m for _, m in rig.moves[before:] if m.channel in (3, 4)] == []
+    assert rig.state.channel(4).reason == "held: group"
