@@ -435,9 +435,9 @@ def test_mqtt_block_defaults_and_tls_files(tmp_path):
     assert plain.topic_prefix == "ailive" and plain.token == ""
     (tmp_path / "certs").mkdir()
     (tmp_path / "certs" / "ca.pem").write_text("x")
-    secure = show_with(tmp_path, 'ca_file = "certs/ca.pem"\nusername = "foh"\npassword = "pw-1"\ntoken = "t-2"\n').mqtt
+    secure = show_with(tmp_path, 'ca_file = "certs/ca.pem"\nusername = "foh"\npassword = "pw-xyzzy-1"\ntoken = "tok-plugh-2"\n').mqtt
     assert secure.tls and secure.port == 8883 and secure.ca_file == str(tmp_path / "certs" / "ca.pem")
-    assert "pw-1" not in repr(secure) and "t-2" not in repr(secure)
+    assert "pw-xyzzy-1" not in repr(secure) and "tok-plugh-2" not in repr(secure)
     assert show_with(tmp_path, 'topic_prefix = "venue/foh"\nenabled = false\n').mqtt.topic_prefix == "venue/foh"
 
 

@@ -71,13 +71,13 @@ def test_smoke_training_runs_resumes_logs_and_exports(tmp_path, monkeypatch):
     monkeypatch.setenv("AILIVE_CACHE_DIR", str(tmp_path / "cache"))
     out, model = tmp_path / "run", tmp_path / "model"
     env_cache = ["--config", str(SMOKE), "--out", str(out)]
-    first = ailive("train", *env_cache, "--steps", "2", timeout=300)
+    first = ailive("train", *env_cache, "--steps", "2", timeout=900)
     assert first.returncode == 0, first.stderr
     with (out / "loss.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == [1, 2]
     assert all(np.isfinite(float(r["mix_mrstft"])) and float(r["mix_mrstft"]) > 0 for r in rows)
-    second = ailive("train", *env_cache, "--steps", "4", "--export", str(model), timeout=300)
+    second = ailive("train", *env_cache, "--steps", "4", "--export", str(model), timeout=900)
     assert second.returncode == 0, second.stderr
     assert "resuming at step 2" in second.stdout
     with (out / "loss.csv").open() as handle:
