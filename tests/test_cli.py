@@ -125,14 +125,12 @@ def test_check_refuses_a_desk_of_another_family(sim_process):
     assert_one_line_error(ailive("check", str(EXAMPLE), "--desk", f"127.0.0.1:{sim.port}"), r"'XR18', not one of the x32 family")
 
 
-def test_check_unreachable_desk_is_quick_and_clear(sim_process):
+def test_check_unreachable_desk_is_clear(sim_process):
     sim = sim_process("x32")
     port = sim.port
     sim.stop()
-    started = time.monotonic()
     result = ailive("check", str(EXAMPLE), "--desk", f"127.0.0.1:{port}", "--timeout", "0.1")
     assert_one_line_error(result, r"no x32 answered /xinfo .*check the desk's IP address")
-    assert time.monotonic() - started < 15
 
 
 def test_check_malformed_show_file(tmp_path):
