@@ -98,4 +98,5 @@ def export_model(model: Alm, out: Path, *, training: dict | None = None, metrics
 
 def export_checkpoint(checkpoint: Path, out: Path) -> Path:
     model, meta = load_checkpoint(checkpoint)
-    return export_model(model, out, training=meta.get("training"), metrics=meta.get("metrics"))
+    training = {k: v for k, v in (meta.get("training") or {}).items() if k != "role_head"}  # an auxiliary head, not shipped
+    return export_model(model, out, training=training, metrics=meta.get("metrics"))
