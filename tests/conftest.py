@@ -1,7 +1,6 @@
 """Shared fixtures: desk simulators on free loopback ports, stopped after each test."""
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from typing import Callable
 
@@ -9,6 +8,7 @@ import pytest
 
 from ailive.consoles.profile import Profile, get_profile
 from ailive.consoles.sim import DeskSimulator
+from ailive.consoles.sim.harness import wait_until
 
 # Real jackd and mosquitto fixtures (jack_server, own_jack_server, mosquitto, mosquitto_factory).
 pytest_plugins = ["tests.jackserver", "tests.mosquitto", "tests.alm_models"]
@@ -33,10 +33,7 @@ def short_lease(profile: Profile, lease_s: float = 1.0, renew_s: float = 0.6) ->
 
 async def wait_for(predicate: Callable[[], bool], timeout_s: float = 2.0, step_s: float = 0.005) -> float:
     """Poll ``predicate`` until true; returns the seconds it took, fails the test on timeout."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not predicate():
-        if loop.time() - start > timeout_s:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(step_s)
-    return loop.time() - start
+    try:
+        return await wait_until(predicate, timeout_s, step_s=step_s)
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None

@@ -25,6 +25,18 @@ ProfileRef = str | os.PathLike[str] | Profile
 _POLL_S = 0.005
 
 
+async def wait_until(predicate: Callable[[], bool], timeout_s: float = 2.0, what: str = "the condition",
+                     step_s: float = _POLL_S) -> float:
+    """Poll ``predicate`` until it holds; the seconds it took. Raises :class:`TimeoutError` saying ``what``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        if loop.time() - start > timeout_s:
+            raise TimeoutError(f"{what} not met within {timeout_s:g} s")
+        await asyncio.sleep(step_s)
+    return loop.time() - start
+
+
 def resolve_profile(profile: ProfileRef, profile_dirs: list[Path] | None = None) -> Profile:
     """A profile by name (built-in, user folder, ``$AILIVE_PROFILES``, ``profile_dirs``), from a file, or as given."""
     if isinstance(profile, Profile):
@@ -45,13 +57,7 @@ class SimulatedDesk(DeskSimulator):
 
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float = 2.0, what: str = "the condition") -> float:
         """Wait until ``predicate()`` holds; the seconds it took. Raises :class:`TimeoutError` saying ``what``."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        while not predicate():
-            if loop.time() - start > timeout_s:
-                raise TimeoutError(f"{what} not met within {timeout_s:g} s")
-            await asyncio.sleep(_POLL_S)
-        return loop.time() - start
+        return await wait_until(predicate, timeout_s, what)
 
     async def wait_fader_db(self, channel: int, db: float, *, tolerance_db: float = 1e-6, timeout_s: float = 2.0) -> float:
         """Wait until a fader holds ``db`` as the desk stores it (after quantization); the level it holds."""
