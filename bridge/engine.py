@@ -69,6 +69,7 @@ class EngineStatus:
     engineer_moves: int = 0
     xruns: int = 0
     model_errors: int = 0
+    journal_error: str = ""  # why the journal cannot be written (the bridge disarmed and will not arm), "" when fine
     latency_ms: dict[str, float] = field(default_factory=dict)
     channels: list[ChannelStatus] = field(default_factory=list)
     last_events: deque[str] = field(default_factory=lambda: deque(maxlen=8))
@@ -121,12 +122,37 @@ class Engine:
 
     def _record(self, kind: str, **fields: object) -> None:
         """Journal a record, then show it to the listeners (telemetry); a failing listener never stops the loop."""
-        self.journal.write(kind, **fields)
+        try:
+            self.journal.write(kind, **fields)
+        except JournalError as exc:
+            self._journal_failed(exc)
         for listener in self._listeners:
             try:
                 listener({"kind": kind, **fields})
             except Exception:
                 log.exception("engine listener failed on %s", kind)
+
+    def _journal_failed(self, exc: JournalError) -> None:
+        """The journal cannot be written (a full disk): disarm, say so, and refuse to arm until it can.
+
+        Every fader stays where it is; what the bridge did is still on the
+        desk and the arm snapshot is on disk, so restore still works.
+        """
+        if self.status.journal_error:
+            return
+        self.status.journal_error = str(exc)
+        log.error("%s; the bridge disarms and will not arm until the journal can be written", exc)
+        self.status.last_events.append(f"journal failed: {exc}")
+        if self.state.armed:
+            now = self.state.last_step_s if math.isfinite(self.state.last_step_s) else 0.0
+            self.state, events = P.disarm(self.state, now, "the journal cannot be written")
+            self._journal_events(events)
+
+    def _flush_journal(self, now: float) -> None:
+        try:
+            self.journal.flush_if_due(now)
+        except JournalError as exc:
+            self._journal_failed(exc)
 
     def _on_desk_event(self, event: DeskEvent) -> None:
         self._desk_events.append(event)
@@ -198,7 +224,7 @@ class Engine:
                 self._latencies_ms.append((time.perf_counter() - began) * 1000.0)
                 if on_step is not None:
                     await on_step(now - started_at)
-                self.journal.flush_if_due(now)
+                self._flush_journal(now)
                 if duration_s is not None and now - started_at >= duration_s:
                     break
                 if not self.source.realtime:
@@ -339,7 +365,15 @@ class Engine:
         armed, snapshot, events = P.arm(self.config, self.state, self._desk_view(), now)
         if not events:
             return
-        self.journal.write_snapshot(snapshot, self.show.profile.name, str(self.show.desk))
+        try:
+            self.journal.write_snapshot(snapshot, self.show.profile.name, str(self.show.desk))
+        except JournalError as exc:
+            self._journal_failed(exc)
+            raise JournalError(f"{exc}: the bridge cannot promise a restore, so it does not arm") from None
+        if self.status.journal_error:
+            log.warning("the journal %s can be written again", self.journal.path)
+            self.status.last_events.append("journal writable again")
+            self.status.journal_error = ""
         self.state = armed
         self._journal_events(events)
 

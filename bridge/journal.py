@@ -3,8 +3,10 @@
 The snapshot is written and fsynced before the first move, so ``ailive
 restore`` can put the desk back even after the bridge was killed with
 SIGKILL. Everything else is flushed at least once a second. A journal that
-cannot be written is an error at arm time: the bridge refuses to arm when it
-cannot promise a restore.
+cannot be written (a full disk) is an error at arm time: the bridge refuses
+to arm when it cannot promise a restore, and disarms when it can no longer
+explain its moves. Records that did not reach the disk stay buffered and go
+out with the next flush that succeeds.
 """
 from __future__ import annotations
 
@@ -71,12 +73,23 @@ class Journal:
             raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") from None
 
     def close(self) -> None:
-        if self._file is not None:
-            try:
-                self._sync()
-            finally:
-                self._file.close()
-                self._file = None
+        """Sync and close; a journal that cannot be written is a :class:`JournalError`, the file is closed anyway."""
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+        except (OSError, ValueError) as exc:
+            error = JournalError(f"cannot write the journal {self.path}: {getattr(exc, 'strerror', None) or exc}")
+        else:
+            error = None
+        try:
+            file.close()  # flushes again: a full disk refuses it again, and the descriptor is closed all the same
+        except OSError:
+            pass
+        if error is not None:
+            raise error
 
     def __enter__(self) -> "Journal":
         self.open()

@@ -20,7 +20,7 @@ from ailive.models.registry import UnknownModelError, default_model, load_model
 from ailive.models.runtime import ModelLoadError
 
 from .engine import Engine, EngineStatus
-from .journal import Journal, Snapshot, last_snapshot
+from .journal import Journal, JournalError, Snapshot, last_snapshot
 from .sources import AudioSource, FileSource, JackSource
 from .telemetry import BrokerAddress, Telemetry, with_broker
 from .ui import headless_log, live_view
@@ -154,11 +154,19 @@ async def _run_show(show: Show, options: RunOptions, web_socket: socket.socket |
             if surface is not None:
                 await surface.close()
         await asyncio.sleep(0.1)  # rate-limited last writes leave before the socket closes
-        return status
     finally:
         await source.stop()
         await driver.close()
-        journal.close()
+        try:
+            journal.close()
+        except JournalError as exc:  # raised below, unless another error is already on its way out
+            closing = exc
+        else:
+            closing = None
+    failed = status.journal_error or (str(closing) if closing is not None else "")
+    if failed:
+        raise RunError(f"{failed}: the bridge disarmed and refused to arm (no restore without a journal)")
+    return status
 
 
 @dataclass
