@@ -33,12 +33,27 @@ log = logging.getLogger(__name__)
 
 #: How often a tap whose JACK server died is opened again (the faders hold meanwhile).
 REATTACH_PERIOD_S = 1.0
+#: Refused datagrams are journaled at most this often, with a count (a flood must not fill the disk).
+REJECTED_PERIOD_S = 1.0
+#: Sources whose first refused datagram is journaled at once; beyond these, they are only counted.
+REJECTED_PEERS_NAMED = 64
 
 Command = tuple[str, tuple[object, ...], str]  # name, arguments, origin (local, mqtt, ...)
 
 
 class ModelMismatchError(AiliveError):
     """The model cannot take this stream (sample rate, channel count); raised before anything moves."""
+
+
+@dataclass
+class Rejections:
+    """Datagrams the driver refused since the last journal record about them."""
+
+    count: int = 0
+    reason: str = ""
+    peer: str = ""
+    reported_s: float = -math.inf
+    named: set[str] = field(default_factory=set)  # sources already named in the journal
 
 
 @dataclass
@@ -113,6 +128,7 @@ class Engine:
         self._audio_lost = ""  # why the audio tap is gone (its server died), until it is back
         self._last_reattach_s = -math.inf
         self._sample_rate = source.sample_rate
+        self._rejections = Rejections()
         self.status = EngineStatus(show=show.name, model=model.card.name, desk=str(show.desk))
         driver.add_listener(self._on_desk_event)
 
@@ -233,6 +249,8 @@ class Engine:
             now = self._now(None) if self.source.realtime else self.state.last_step_s
             self.state, events = P.disarm(self.state, now if math.isfinite(now) else 0.0, "bridge stopped")
             self._journal_events(events)
+            if self._rejections.count:
+                self._report_rejections(now)
             self._record("stop", steps=self.status.steps, moves=self.status.moves)
             self._refresh_status()
         return self.status
@@ -336,7 +354,22 @@ class Engine:
                 self._record("desk", what="connected", model=event.model, reconnect=event.reconnect)
                 self.status.last_events.append(f"desk {'reconnected' if event.reconnect else 'connected'}: {event.model}")
             elif isinstance(event, PacketRejected):
-                self._record("desk", what="rejected", reason=event.reason, peer=event.peer)
+                self._reject(event, now)
+        if self._rejections.count and now - self._rejections.reported_s >= REJECTED_PERIOD_S:
+            self._report_rejections(now)
+
+    def _reject(self, event: PacketRejected, now: float) -> None:
+        """Journal the first datagram refused from each source at once; then one record a second, with a count."""
+        r = self._rejections
+        r.count, r.reason, r.peer = r.count + 1, event.reason, event.peer
+        if event.peer not in r.named and len(r.named) < REJECTED_PEERS_NAMED:
+            r.named.add(event.peer)
+            self._report_rejections(now)
+
+    def _report_rejections(self, now: float) -> None:
+        r = self._rejections
+        self._record("desk", what="rejected", reason=r.reason, peer=r.peer, count=r.count)
+        r.count, r.reported_s = 0, now
 
     def _apply_commands(self, now: float) -> None:
         commands, self._commands = self._commands, []

@@ -71,6 +71,9 @@ class Journal:
             self._file = self.path.open("a", encoding="utf-8")
         except OSError as exc:
             raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") from None
+        except ValueError:  # a NUL in the show's name (TOML lets a \u0000 escape through)
+            raise JournalError(f"cannot write a journal for show {self.show_name!r}: the name cannot be a file name; "
+                               "set [show] name to plain text") from None
 
     def close(self) -> None:
         """Sync and close; a journal that cannot be written is a :class:`JournalError`, the file is closed anyway."""

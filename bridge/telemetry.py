@@ -138,7 +138,7 @@ class Telemetry:
                  backoff_s: tuple[float, float] = BACKOFF_S, keepalive_s: int = KEEPALIVE_S,
                  wall_clock: Callable[[], float] = time.time) -> None:
         name = engine.show.name
-        if not name or any(c in name for c in "+#/") or name.startswith("$"):
+        if not name or any(c in name for c in "+#/\x00") or name.startswith("$"):
             raise TelemetryError(f"show name {name!r} cannot be an MQTT topic level (no +, #, / or leading $): "
                                  "set [show] name in the show file")
         self.engine = engine
