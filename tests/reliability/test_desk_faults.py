@@ -73,10 +73,18 @@ async def ride_under(tmp_path, seconds: float, during: Callable[[Bridge], Awaita
 # ----- the network ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("loss", [0.05, 0.20, 0.50])
-async def test_packet_loss(tmp_path, loss):
-    bridge, ledger = await ride_under(tmp_path, 3.5, loss_in=loss, loss_out=loss)
-    report(f"loss {loss:.0%}", bridge, ledger)
+async def test_packet_loss_of_5_20_and_50_percent(tmp_path):
+    """Three bridges on three desks at once (the tests wait on the network, not the CPU)."""
+    losses = (0.05, 0.20, 0.50)
+    runs = await asyncio.gather(*(ride_under(tmp_path / f"loss{loss}", 3.5, loss_in=loss, loss_out=loss)
+                                  for loss in losses))
+    for loss, (bridge, ledger) in zip(losses, runs):
+        report(f"loss {loss:.0%}", bridge, ledger)
+    for loss, (bridge, ledger) in zip(losses, runs):
+        check_lossy_ride(loss, bridge, ledger)
+
+
+def check_lossy_ride(loss: float, bridge: Bridge, ledger: Ledger) -> None:
     check_bounds(bridge, ledger)
     assert ledger.moves_lost == 0, ledger.mismatched
     assert bridge.desk.stats.dropped_by_loss > 0
@@ -112,18 +120,16 @@ async def test_delay_of_200_ms_and_an_engineer_move_that_crosses_a_write(tmp_pat
     assert round_trips[0] >= 0.2  # measured: the engineer-wins window follows it
 
 
-async def test_duplicated_packets(tmp_path):
-    bridge, ledger = await ride_under(tmp_path, 3.0, duplicate=0.5)
-    report("duplicates 50%", bridge, ledger)
-    check_bounds(bridge, ledger)
-    assert ledger.moves_lost == 0
-    assert bridge.engine.status.engineer_moves == 0  # a second copy is never a hand on a fader
-    assert max(ledger.reversals.values()) == 0
-
-
-async def test_reordered_packets(tmp_path):
-    bridge, ledger = await ride_under(tmp_path, 3.0, reorder=0.3)
-    report("reordering 30%", bridge, ledger)
+async def test_duplicated_and_reordered_packets(tmp_path):
+    (twice, twice_ledger), (shuffled, ledger) = await asyncio.gather(
+        ride_under(tmp_path / "duplicates", 3.0, duplicate=0.5), ride_under(tmp_path / "reorder", 3.0, reorder=0.3))
+    report("duplicates 50%", twice, twice_ledger)
+    report("reordering 30%", shuffled, ledger)
+    check_bounds(twice, twice_ledger)
+    assert twice_ledger.moves_lost == 0
+    assert twice.engine.status.engineer_moves == 0  # a second copy is never a hand on a fader
+    assert max(twice_ledger.reversals.values()) == 0
+    bridge = shuffled
     check_bounds(bridge, ledger)
     assert bridge.desk.stats.reordered > 15
     assert ledger.moves_lost == 0
@@ -134,8 +140,11 @@ async def test_reordered_packets(tmp_path):
 # ----- the desk itself ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("keep_state", [True, False], ids=["state-kept", "state-reset"])
-async def test_desk_restart_holds_then_resyncs_and_backs_off(tmp_path, keep_state):
+async def test_desk_restart_with_state_kept_and_reset_holds_then_resyncs_and_backs_off(tmp_path):
+    await asyncio.gather(restart_and_check(tmp_path / "kept", True), restart_and_check(tmp_path / "reset", False))
+
+
+async def restart_and_check(tmp_path, keep_state: bool) -> None:
     async with recording_desk() as desk:
         async with running_bridge(desk, tmp_path, override_hold_s=HOLD_S, poll_period_s=POLL_S,
                                   liveness_timeout_s=LIVENESS_S) as bridge:
