@@ -9,7 +9,7 @@ SYSTEM_STAMP := $(VENV)/.system
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all setup system test demo bench clean
+.PHONY: all setup system test soak demo bench clean
 
 all: test
 
@@ -32,6 +32,10 @@ system: $(SYSTEM_STAMP)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The long reliability runs (docs/safety.md): ten minutes of show in real time, an hour with the loudness model.
+soak: setup
+	$(BIN)/python -m pytest -m soak -s tests/reliability $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/ailive demo --headless
