@@ -5,9 +5,10 @@ configured port instead is heard on that port, bound as ``local_port``),
 identification before anything else, subscription renewal, a full sweep of
 the mapped channels on connect and after every reconnect, pushed changes
 parsed into typed events with the engineer's moves marked ``external``,
-mapped faders polled every ``poll_period_s`` (a desk that never pushes hand
-moves, or a subscription another client took), writes rate-limited per
-address and skipped when the desk already holds the quantized value, and
+mapped faders and mutes polled every ``poll_period_s`` (a desk that never
+pushes hand moves, or a subscription another client took), writes
+rate-limited per address and skipped when the desk already holds the
+quantized value, and
 loss of the desk noticed within the profile's liveness timeout.
 Only addresses rendered from the profile's write table are ever sent a value.
 Every dialect difference (query form, answer shape, identification layout,
@@ -487,11 +488,16 @@ class OscDeskDriver:
                 last_probe = now
 
     def _poll_faders(self, now: float) -> None:
-        """Query every mapped fader; the answers are handled like pushes (see :meth:`_poll_answer`)."""
+        """Query every mapped fader and mute; the answers are handled like pushes (see :meth:`_poll_answer`).
+
+        Mutes too: a lapsed or refused subscription (the X32 takes four
+        clients) must not hide a mute, or the bridge would ride a muted channel.
+        """
         for ch in self.channels:
             address = self.profile.fader.address_of(ch)
             self._polls[address] = now
             self._send(self.profile.query_of(address))
+            self._send(self.profile.query_of(self.profile.mute.address_of(ch)))
 
     def _poll_answer(self, address: str, now: float) -> bool | None:
         """Whether a message answers our poll (True), was pushed (False), or is an answer that is old news (None).
