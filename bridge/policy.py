@@ -122,6 +122,7 @@ class ChannelState:
     last_write_s: float = -math.inf
     override_until_s: float = -math.inf
     overridden: bool = False
+    handed_back: bool = False  # set to auto again mid-show: its level becomes taste at the next step, as after a hold
     proposed_db: float = math.nan
     target_db: float = math.nan
     reason: str = "disarmed"
@@ -176,7 +177,7 @@ def arm(config: PolicyConfig, state: PolicyState, desk: DeskView, now: float) ->
         snapshot[c.channel] = seen.fader_db
     channels = {
         ch: replace(s, snapshot_db=snapshot[ch], reference_db=snapshot[ch], position_db=snapshot[ch], written=False, moving=False,
-                    overridden=False, override_until_s=-math.inf, bias_learned=False,
+                    overridden=False, override_until_s=-math.inf, handed_back=False, bias_learned=False,
                     reason="armed" if s.mode == "auto" else s.mode)
         for ch, s in state.channels.items()
     }
@@ -218,6 +219,10 @@ def set_mode(state: PolicyState, channel: int, mode: str, now: float) -> tuple[P
     if current.mode == mode:
         return state, []
     updated = replace(current, mode=mode, moving=False, reason=mode if mode != "auto" else "resumed")
+    if mode == "auto" and state.armed:
+        # Handed back: wherever the engineer left the fader is kept as taste and the window re-centres on it,
+        # as at the end of a hold; riding from the old reference would jump a fader left outside the window.
+        updated = replace(updated, overridden=True, override_until_s=now, handed_back=True)
     return _with_channels(state, {channel: updated}), [PolicyEvent("mode", now, mode, channel)]
 
 
@@ -379,10 +384,12 @@ def _end_override(config: PolicyConfig, s: ChannelState, ch: int, gain: float, d
 
     The window re-centres on the engineer's position too: the hand decided the new level.
     """
-    manual = config.settings.after_override == "manual"
+    manual = config.settings.after_override == "manual" and not s.handed_back
     bias = desk_db - (gain - offset) if math.isfinite(desk_db) else s.bias_db
-    ended = replace(s, overridden=False, bias_db=bias, bias_learned=True, position_db=desk_db, reference_db=desk_db,
-                    mode="manual" if manual else s.mode, reason="manual" if manual else "resumed")
+    ended = replace(s, overridden=False, handed_back=False, bias_db=bias, bias_learned=True, position_db=desk_db,
+                    reference_db=desk_db, mode="manual" if manual else s.mode, reason="manual" if manual else "resumed")
+    if s.handed_back:
+        return ended, [PolicyEvent("bias-learned", now, f"{bias:+.1f} dB, handed back at {desk_db:+.1f} dB", ch)]
     detail = "stays manual" if manual else f"resumes with bias {bias:+.1f} dB"
     return ended, [PolicyEvent("override-ended", now, detail, ch)]
 
