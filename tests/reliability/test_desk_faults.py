@@ -282,3 +282,28 @@ async def test_scene_recall_to_a_new_scene_backs_off_every_fader_then_rides_from
             assert abs(first.db - scene[ch]) <= 1.0, (ch, first)
     check_bounds(bridge, ledger)
     assert ledger.moves_lost == 0
+
+
+async def test_a_mute_is_seen_when_the_desk_refused_the_subscription(tmp_path):
+    """Found by the real-time soak: the X32 takes four subscribers, and a lapsed or refused subscription hid mutes
+    (the driver polled faders only), so the bridge kept riding a muted channel."""
+    async with recording_desk() as desk:
+        others = [OscPeer(desk.address) for _ in range(4)]
+        for peer in others:
+            await peer.__aenter__()
+            peer.send("/xremote")
+        try:
+            await wait_for(lambda: len(desk.subscribers()) == 4, timeout_s=2)
+            async with running_bridge(desk, tmp_path, poll_period_s=POLL_S) as bridge:
+                assert bridge.peer not in desk.subscribers()  # the fifth client gets no pushes
+                await wait_for(lambda: len(desk.writes_by(bridge.peer, 3)) >= 2, timeout_s=5)
+                desk.set_mute(3, True)
+                muted_at = asyncio.get_running_loop().time()
+                await wait_for(lambda: bridge.driver.view[3].muted is True, timeout_s=2 * POLL_S + 0.5)
+                await asyncio.sleep(1.0)
+        finally:
+            for peer in others:
+                await peer.__aexit__(None, None, None)
+    late = [c for c in desk.writes_by(bridge.peer, 3) if c.time_s > muted_at + POLL_S + 0.2]
+    assert late == []  # seen by the next poll; never written again
+    assert any(r["kind"] == "desk" and r["what"] == "mute" and r["ch"] == 3 and r["muted"] for r in bridge.records)

@@ -57,3 +57,22 @@ def test_a_pair_with_one_side_switched_to_manual_holds_both_sides():
     rig.run(2.0, gains)
     assert [m for _, m in rig.moves[before:] if m.channel in (3, 4)] == []
     assert rig.state.channel(4).reason == "held: group"
+
+
+def test_a_channel_handed_back_to_auto_keeps_the_level_the_engineer_left_it_at():
+    """Found by the soak: a fader ridden by hand outside the window while manual jumped back into the window
+    (-20 to -6 dB in one write) when the channel was set to auto again."""
+    rig = Rig(make_config(override_hold_s=1.0))
+    rig.arm()
+    gains = {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0}
+    rig.run(1.0, gains)
+    rig.state, _ = P.set_mode(rig.state, 2, "manual", rig.now)
+    rig.engineer(2, -20.0)
+    rig.run(1.0, gains)
+    rig.state, _ = P.set_mode(rig.state, 2, "auto", rig.now)
+    rig.run(0.5, gains)
+    rig.run(2.0, {**gains, 2: 3.0})  # the model then asks for 3 dB more: ridden from the engineer's level
+    moves = [m for _, m in rig.moves if m.channel == 2]
+    assert moves and all(abs(m.to_db - m.from_db) < 1.0 for m in moves)
+    assert -20.5 < rig.faders[2] < -15.0
+    assert rig.state.channel(2).reference_db == pytest.approx(-20.0, abs=0.1)

@@ -16,7 +16,7 @@ import random
 import signal
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -122,6 +122,7 @@ REAL_S = float(os.environ.get("AILIVE_SOAK_S", "600"))  # shorter for a trial ru
 HOLD_S = 4.0
 ALLOWANCE_S = 0.1  # a write already on its way when a hand, a mute or a command arrived (loopback)
 QUIET_END_S = 15.0  # the last seconds without faults: the bridge has seen every fader again when it stops
+POLL_S = 1.0  # the X32's fader and mute poll: what a lost push hides is seen within it
 PAIRS = {5: (5, 6), 6: (5, 6)}  # the example show's keys
 
 
@@ -142,6 +143,11 @@ class Timeline:
     muted: dict[int, list[tuple[float, bool]]]
     touched: dict[int, list[tuple[float, float]]]  # time, the level the hand set
     manual: dict[int, list[tuple[float, bool]]]
+    lossy: list[tuple[float, bool]] = field(default_factory=list)
+
+    def under_loss(self, time_s: float) -> bool:
+        """Whether a push may have been lost by then and not yet made up for by a poll."""
+        return self.state_at(self.lossy, time_s) or self.state_at(self.lossy, time_s - POLL_S - ALLOWANCE_S)
 
     @staticmethod
     def state_at(changes: list[tuple[float, bool]], time_s: float) -> bool:
@@ -189,6 +195,7 @@ async def test_ten_minutes_in_real_time(own_jack_server, mosquitto, tmp_path):
                             desk.set_mute(ch, False)
                             timeline.muted[ch].append((loop.time(), False))
                     desk.faults.set_loss(0.0)
+                    timeline.lossy.append((loop.time(), False))
                     rss.append((loop.time() - started, rss_bytes(bridge.pid)))
                     await asyncio.wait_for(bridge.wait(), timeout=REAL_S + 60)
             finally:
@@ -243,6 +250,7 @@ async def soak_events(rng, desk, player, original, tablet, timeline: Timeline, c
         counts["restart"] += 1
     elif roll < 0.25 / 20 + 0.25 / 45 + 0.25 / 60 + 0.25 / 120 + 0.25 / 150 + 0.25 / 120:
         desk.faults.set_loss(0.0 if desk.faults.loss_in else rng.choice([0.05, 0.2]))
+        timeline.lossy.append((now, desk.faults.loss_in > 0))
         counts["loss"] += 1
 
 
@@ -253,23 +261,25 @@ def check_real_soak(desk, records, bridge_peer, steps, timeline: Timeline, count
     races: Counter[str] = Counter()
     for change in desk.writes_by(bridge_peer):
         ch, t = change.channel, change.time_s
+        # What a lost push hid is seen by the next poll: until then a write is a race with the network, counted apart.
+        tally = races if timeline.under_loss(t) else broken
         if change.db > ceiling + 1e-9:
             broken["above the ceiling"] += 1
         if Timeline.state_at(timeline.muted[ch], t):
-            broken["wrote a muted channel"] += 1
+            tally["wrote a muted channel"] += 1
         elif Timeline.state_at(timeline.muted[ch], t + ALLOWANCE_S):
-            races["mute"] += 1
+            races["a mute on its way"] += 1
         if Timeline.state_at(timeline.manual[ch], t):
             broken["wrote a manual channel"] += 1
         for partner in PAIRS.get(ch, (ch,)):
             for at, level in timeline.touched[partner]:
                 if at + ALLOWANCE_S < t < at + HOLD_S and not (partner == ch and abs(change.db - level) < 1e-6):
-                    broken["wrote inside a hand's hold"] += 1
+                    tally["wrote inside a hand's hold"] += 1
     warm = next(b for t, b in rss if t >= min(60.0, REAL_S / 5))  # after the first minute: caches and pools are full
     growth = (rss[-1][1] - warm) / warm
     print(f"\n{REAL_S / 60:g} min in real time: {dict(counts)}, {ledger.bridge_writes} writes, max "
-          f"{ledger.max_writes_per_s}/s on a fader, {ledger.moves_lost} moves lost, {dict(races)} races inside "
-          f"{ALLOWANCE_S * 1000:.0f} ms, RSS {warm / 2**20:.1f} -> {rss[-1][1] / 2**20:.1f} MiB ({growth:+.2%}), "
+          f"{ledger.max_writes_per_s}/s on a fader, {ledger.moves_lost} moves lost, races with the network "
+          f"{dict(races)}, RSS {warm / 2**20:.1f} -> {rss[-1][1] / 2**20:.1f} MiB ({growth:+.2%}), "
           f"broken {dict(broken)}")
     assert not broken
     assert not ledger.unexplained and ledger.moves_lost == 0

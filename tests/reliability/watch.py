@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ailive.bridge.engine import Engine
+from ailive.bridge.policy import MAX_STEP_S
 from ailive.bridge.journal import decode_db
 from ailive.consoles.events import DeskEvent, FaderMoved, MuteChanged, DeskConnected, DeskLost
 
@@ -38,6 +39,8 @@ class Watch:
     def __post_init__(self) -> None:
         self.settings = self.engine.show.policy
         self.index = {c.desk_channel: i for i, c in enumerate(self.engine.show.channels)}
+        # One write moves a fader at most the slew of the longest step, plus a fader step of quantization.
+        self.max_step_db = max(self.settings.slew_up_db_per_s, self.settings.slew_down_db_per_s) * MAX_STEP_S + 1.0
         self.groups = {c.desk_channel: c.group for c in self.engine.show.channels}
         self.desk.add_listener(self.on_desk)
         self.engine.add_listener(self.on_record)
@@ -46,6 +49,9 @@ class Watch:
         """The desk's side, as the driver reports it (the engine journals each one)."""
         if isinstance(event, FaderMoved):
             self.desk_events["fader"] += 1
+            state = self.engine.state
+            if not state.armed or state.channel(event.channel).mode != "auto":
+                return  # a hand on a fader the bridge does not ride; handing it back keeps its level (no jump)
             for ch, group in self.groups.items():  # a linked partner backs off with it
                 if ch == event.channel or (group and group == self.groups.get(event.channel)):
                     self.touched_at[ch] = event.time_s
@@ -68,6 +74,8 @@ class Watch:
             self.check(to_db == s.snapshot_db, "kill", f"kill put ch{ch} at {to_db}, not its snapshot {s.snapshot_db}")
             return
         self.moves += 1
+        step_db = abs(to_db - decode_db(record["from"]))
+        self.check(step_db <= self.max_step_db, "jump", f"moved ch{ch} by {step_db:.2f} dB in one write")
         self.check(s.mode == "auto", "mode", f"wrote ch{ch} in mode {s.mode}")
         self.check(not self.desk.muted[ch], "muted", f"wrote muted ch{ch}")
         self.check(to_db <= self.settings.ceiling_db + 1e-9, "ceiling", f"wrote ch{ch} to {to_db:+.2f} dB, above the ceiling")
