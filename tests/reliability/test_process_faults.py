@@ -53,7 +53,7 @@ async def test_sigkill_mid_show_then_restore_puts_every_fader_back_to_the_arm_sn
         snapshot = {ch: desk.fader(ch) for ch in SCENE}
         bridge = await asyncio.create_subprocess_exec(
             *AILIVE, "run", str(EXAMPLE), "--source", str(stems), "--desk", f"127.0.0.1:{desk.port}", "--arm",
-            "--arm-after", "0.3", "--headless", "--journal", str(journal_dir),
+            "--arm-after", "0.3", "--headless", "--journal", str(journal_dir), "--model", "loudness",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         try:
             await wait_for(lambda: len(moved_channels(record)) >= 3, timeout_s=30, step_s=0.1)
