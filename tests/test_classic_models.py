@@ -4,7 +4,7 @@ import pytest
 
 from ailive.models.base import frame_samples
 from tests import signals
-from ailive.models.registry import UnknownModelError, load_model, model_names
+from ailive.models.registry import default_model, UnknownModelError, load_model, model_names
 
 RATE = 48000
 
@@ -23,8 +23,9 @@ def run(model, signals):
 
 
 def test_registry():
-    assert model_names() == ["dugan", "loudness", "unity"]
-    with pytest.raises(UnknownModelError, match="known: dugan, loudness, unity"):
+    assert model_names() == ["dugan", "loudness", "unity", "alm-mr", "alm-sr", "dmc-b-0l"]  # classic, then shipped
+    assert default_model() == "alm-mr"
+    with pytest.raises(UnknownModelError, match="known: dugan, loudness, unity, alm-mr, alm-sr, dmc-b-0l, or a model folder"):
         load_model("alm-xl")
 
 
