@@ -1,6 +1,7 @@
 """``ailive train`` and ``ailive export``: the model's life before the show (needs the ``train`` extra)."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ TRAIN_EXTRA = "pip install 'ailive-bridge[train]' (it brings torch==2.13.0, onnx
 
 
 def _training_modules() -> Any:
+    if importlib.util.find_spec("torch") is None:
+        fail(f"this command needs the training extra (torch is missing): {TRAIN_EXTRA}", 2)
     try:
-        import torch  # noqa: F401
-
         from ailive.models.train import checkpoint, export, train
     except ImportError as exc:
         fail(f"this command needs the training extra ({exc.name} is missing): {TRAIN_EXTRA}", 2)
