@@ -1,9 +1,9 @@
 """The bridge in real time on a real jackd: audio safety (xruns under a CPU hog) and CPU / memory per channel count.
 
 One run: a named dummy-driver jackd (``tests.jackserver``), a player client
-standing in for the desk's card (the test band on N ports), the X32-family
-simulator on loopback, and the bridge in its own process
-(``benchmarks.live_bridge``). After a warm-up the harness reads the bridge's
+standing in for the desk's card (the test band on N ports, in its own
+process: ``benchmarks.player``), the X32-family simulator on loopback, and
+the bridge in its own process (``benchmarks.live_bridge``). After a warm-up the harness reads the bridge's
 CPU time and RSS from ``/proc``, samples JACK's DSP load, and counts the
 xruns the server reports; then it stops the bridge with SIGTERM, as a user's
 Ctrl-C would. With ``hog_cpu`` set, a busy loop holds that core, and the
@@ -19,18 +19,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import AsyncIterator, Iterator
 
 import numpy as np
 
 from ailive.consoles.sim import DeskSimulator
 
-from tests.jackserver import JackPlayer, JackServer
+from tests.jackserver import JackServer
 
-from .common import RATE, ROOT, band, load_conditions, percentiles, wide_profile
+from .common import ROOT, load_conditions, percentiles, wide_profile
 
 #: How often JACK's DSP load and the bridge's RSS are sampled, seconds.
 SAMPLE_S = 0.1
@@ -49,6 +49,7 @@ class LiveRun:
     hog_cpu: int | None = None
     bridge_cpu: int | None = None
     switch_interval_ms: float | None = None  # an experiment; None leaves Python's default, as the bridge ships
+    control_priority: int | None = None  # an experiment; None leaves the runner's SCHED_FIFO priority
     busy_sample_s: float = 1.0  # how long the machine's load is read before the run
 
 
@@ -111,6 +112,30 @@ def cpu_hog(cpu: int | None) -> Iterator[None]:
         hog.wait()
 
 
+@asynccontextmanager
+async def player_process(server_name: str, channels: int, period_frames: int, out: Path) -> AsyncIterator[None]:
+    """``benchmarks.player`` on the server until the block ends; its callback timing lands in ``out``."""
+    player = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.player", "--server", server_name, "--channels", str(channels),
+        "--period", str(period_frames), "--name", PLAYER, "--out", str(out),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert player.stdout is not None and player.stderr is not None
+    errors = asyncio.create_task(player.stderr.read())
+    try:
+        if (await asyncio.wait_for(player.stdout.readline(), START_TIMEOUT_S)).strip() != b"ready":
+            raise RuntimeError(f"the player did not start: {(await errors).decode()[-2000:]}")
+        yield
+    finally:
+        if player.returncode is None:
+            player.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(player.wait(), 10.0)
+            except asyncio.TimeoutError:
+                player.kill()
+                await player.wait()
+        await errors
+
+
 class XrunMonitor:
     """A JACK client that only listens: xruns the server reports, and the server's DSP load."""
 
@@ -154,6 +179,7 @@ async def _bridge(run: LiveRun, server: JackServer, desk_port: int, monitor: Xru
         "--server", server.name, "--ports", f"{PLAYER}:out_", "--desk", f"127.0.0.1:{desk_port}",
         "--journal", str(workdir / "journal"), "--out", str(out),
         *(["--switch-interval-ms", str(run.switch_interval_ms)] if run.switch_interval_ms is not None else []),
+        *(["--control-priority", str(run.control_priority)] if run.control_priority is not None else []),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert child.stdout is not None and child.stderr is not None
     errors = asyncio.create_task(child.stderr.read())  # drained all along: a full pipe would stall the bridge
@@ -190,24 +216,27 @@ async def _run(run: LiveRun) -> dict[str, object]:
     conditions = load_conditions(run.busy_sample_s)
     profile = wide_profile(run.channels)
     with pinned(run.bridge_cpu), JackServer(period_frames=run.period_frames, capture_channels=2, playback_channels=2) as server:
-        with JackPlayer(server.name, band(run.channels), RATE, client_name=PLAYER), tempfile.TemporaryDirectory() as tmp:
-            monitor = XrunMonitor(server.name)
-            try:
-                async with DeskSimulator(profile, port=0) as desk:
-                    with cpu_hog(run.hog_cpu):
-                        baseline_s, xruns_before = min(2.0, run.seconds), monitor.xruns
-                        baseline, _ = await _sample(monitor, None, baseline_s)
-                        xruns_player_only = monitor.xruns - xruns_before
-                        measured = await _bridge(run, server, desk.port, monitor, Path(tmp))
-                    writes = desk.stats.total_writes()
-            finally:
-                monitor.close()
+        with tempfile.TemporaryDirectory() as tmp:
+            player_out = Path(tmp) / "player.json"
+            async with player_process(server.name, run.channels, run.period_frames, player_out):
+                monitor = XrunMonitor(server.name)
+                try:
+                    async with DeskSimulator(profile, port=0) as desk:
+                        with cpu_hog(run.hog_cpu):
+                            baseline_s, xruns_before = min(2.0, run.seconds), monitor.xruns
+                            baseline, _ = await _sample(monitor, None, baseline_s)
+                            xruns_player_only = monitor.xruns - xruns_before
+                            measured = await _bridge(run, server, desk.port, monitor, Path(tmp))
+                        writes = desk.stats.total_writes()
+                finally:
+                    monitor.close()
+            player = json.loads(player_out.read_text())
     return {"channels": run.channels, "period_frames": run.period_frames, "seconds": run.seconds,
             "hog_cpu": run.hog_cpu, "bridge_cpu": run.bridge_cpu,
-            "switch_interval_ms": run.switch_interval_ms, "conditions": conditions,
+            "switch_interval_ms": run.switch_interval_ms, "control_priority": run.control_priority, "conditions": conditions,
             "player_only_s": baseline_s, "xruns_player_only": xruns_player_only,
             "dsp_load_player_only_p50_percent": float(np.percentile(baseline, 50)) if baseline else None,
-            "desk_writes": writes, **measured}
+            "player": player, "desk_writes": writes, **measured}
 
 
 def run_live(run: LiveRun) -> dict[str, object]:

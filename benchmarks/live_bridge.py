@@ -3,10 +3,8 @@
 ``runner.run_show`` does what the CLI does (GC frozen after start-up, the
 control loop at real-time priority, the headless status line every second);
 only the tap is a subclass that records when each callback began and how
-long it took. The gap between two starts beyond one period is how long a
-callback waited to run (for the GIL or for the CPU): a wait near a period
-is an xrun. Started by ``benchmarks.live``; runs until SIGTERM, then writes
-what it saw as JSON.
+long it took (``benchmarks.callbacks``). Started by ``benchmarks.live``;
+runs until SIGTERM, then writes what it saw as JSON.
 """
 from __future__ import annotations
 
@@ -14,51 +12,31 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ailive.bridge import runner
 from ailive.bridge.sources import JackSource
 from ailive.consoles.show import DeskAddress, Show
 
-from .common import bench_show, percentiles, wide_profile
-
-#: Callbacks remembered (the newest overwrite the oldest): 11 minutes at 128 frames and 48 kHz.
-CAPACITY = 1 << 18
+from .callbacks import CallbackClock
+from .common import bench_show, wide_profile
 
 
 class TimedJackSource(JackSource):
-    """The shipped tap, plus its start time and duration per callback, written into preallocated arrays."""
+    """The shipped tap, plus when each callback began and how long it ran."""
 
     def _open(self, jack: Any, client: Any) -> None:
-        self.period_frames = int(client.blocksize)
-        self.started_ns = np.zeros(CAPACITY, np.int64)
-        self.callback_ns = np.zeros(CAPACITY, np.int64)
-        self.callbacks = 0
+        self.clock = CallbackClock(int(client.blocksize), int(client.samplerate))
         super()._open(jack, client)
 
     def _process(self, frames: int) -> None:
-        began = time.perf_counter_ns()
+        began = self.clock.begin()
         super()._process(frames)
-        at = self.callbacks % CAPACITY
-        self.started_ns[at] = began
-        self.callback_ns[at] = time.perf_counter_ns() - began
-        self.callbacks += 1
+        self.clock.end(began)
 
     def timing(self) -> dict[str, object]:
-        """Callback duration and start delay (the gap to the previous start beyond one period), in us."""
-        kept = min(self.callbacks, CAPACITY)
-        order = np.argsort(self.started_ns[:kept])
-        period_us = self.period_frames * 1e6 / self.sample_rate
-        delay_us = np.maximum(0.0, np.diff(self.started_ns[:kept][order]) / 1000.0 - period_us)
-        return {"callbacks": self.callbacks, "period_us": period_us,
-                **percentiles(self.callback_ns[:kept] / 1000.0, "callback_", "_us"),
-                **percentiles(delay_us, "start_delay_", "_us"),
-                "delayed_half_period": int(np.sum(delay_us > period_us / 2)),
-                "xruns": self.xruns, "overruns": self.overruns}
+        return {**self.clock.summary(), "xruns": self.xruns, "overruns": self.overruns}
 
 
 async def run(show: Show, model: str, server: str, journal: Path) -> dict[str, object]:
@@ -89,9 +67,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="an experiment: how long a thread may hold the GIL while the JACK thread waits")
+    parser.add_argument("--control-priority", type=int, default=None,
+                        help="an experiment: the control loop's SCHED_FIFO priority instead of the runner's")
     args = parser.parse_args()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000.0)
+    if args.control_priority is not None:
+        runner.CONTROL_LOOP_RT_PRIORITY = args.control_priority
     host, port = args.desk.rsplit(":", 1)
     profile = wide_profile(args.channels)
     show = bench_show(profile, args.channels, DeskAddress(host, int(port)),

@@ -46,6 +46,19 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _safety_table(rows: list[dict[str, Any]]) -> str:
+    return _table(["period", "xruns", "from start", "callback p50/p99/max us", "start delay p99/max us (period)",
+                   "player's start delay p99/max us", "DSP load p50/p99/max %", "player only: DSP % / xruns",
+                   "bridge CPU %", "step p99 ms"],
+                  [[r["period_frames"], r["xruns"], r["xruns_from_start"],
+                    f"{r['tap']['callback_p50_us']:.0f} / {r['tap']['callback_p99_us']:.0f} / {r['tap']['callback_max_us']:.0f}",
+                    f"{r['tap']['start_delay_p99_us']:.0f} / {r['tap']['start_delay_max_us']:.0f} ({r['tap']['period_us']:.0f})",
+                    f"{r['player']['start_delay_p99_us']:.0f} / {r['player']['start_delay_max_us']:.0f}",
+                    f"{r['dsp_load_p50_percent']:.1f} / {r['dsp_load_p99_percent']:.1f} / {r['dsp_load_max_percent']:.1f}",
+                    f"{r['dsp_load_player_only_p50_percent']:.1f} / {r['xruns_player_only']} in {r['player_only_s']:g} s",
+                    r["cpu_percent"], r["engine"]["latency_ms"].get("p99")] for r in rows])
+
+
 def _pct(fraction: float) -> str:
     return f"{100 * fraction:.1f} %"
 
@@ -80,21 +93,18 @@ def markdown(results: dict[str, Any]) -> str:
                  r["streaming_p99_ms"], r["naive_p99_ms"], f"{r['p99_ratio']:.1f}x"] for r in results["side_by_side"]]),
         "## Audio safety (real jackd, dummy driver, 48 kHz)",
         f"The bridge (`ailive run`'s path, alm-mr) tapping {s['safety_channels']} channels for {s['safety_seconds']:g} s after a "
-        f"warm-up, jackd and the bridge on core {s['bridge_cpu']}, a busy loop on core {s['hog_cpu']}. Xruns as the server "
+        f"warm-up, jackd, the player and the bridge on core {s['bridge_cpu']}, a busy loop on core {s['hog_cpu']}. Xruns as the server "
         "reports them (in the measured window; and from the bridge's start). Callback: the tap's own time; "
         "start delay: how much later than one period after the previous one a callback began (waiting for the GIL "
         "or the CPU); "
-        "DSP load: JACK's, sampled every 100 ms, the player standing in for the desk's card included. "
+        "DSP load: JACK's, sampled every 100 ms, the player standing in for the desk's card (a process of its own) included. "
         f"GIL switch interval: {switch}.",
-        _table(["period", "xruns", "from start", "callback p50/p99/max us", "start delay p99/max us (period)", "DSP load p50/p99/max %",
-                "player only: DSP % / xruns", "bridge CPU %", "step p99 ms"],
-               [[r["period_frames"], r["xruns"], r["xruns_from_start"],
-                 f"{r['tap']['callback_p50_us']:.0f} / {r['tap']['callback_p99_us']:.0f} / {r['tap']['callback_max_us']:.0f}",
-                 f"{r['tap']['start_delay_p99_us']:.0f} / {r['tap']['start_delay_max_us']:.0f} ({r['tap']['period_us']:.0f})",
-                 f"{r['dsp_load_p50_percent']:.1f} / {r['dsp_load_p99_percent']:.1f} / {r['dsp_load_max_percent']:.1f}",
-                 f"{r['dsp_load_player_only_p50_percent']:.1f} / {r['xruns_player_only']} in {r['player_only_s']:g} s",
-                 r["cpu_percent"], r["engine"]["latency_ms"].get("p99")]
-                for r in results["audio_safety"]]),
+        _safety_table(results["audio_safety"]),
+        *([f"With the control loop at SCHED_FIFO {results['audio_safety_fix'][0]['control_priority']} instead of the "
+           "runner's 5, below JACK2's client threads (which run at 5 under a default jackd, so the shipped control loop "
+           "can hold the core they need for a whole step); the same scenario for "
+           f"{results['audio_safety_fix'][0]['seconds']:g} s:", _safety_table(results["audio_safety_fix"])]
+          if results.get("audio_safety_fix") else []),
         "## CPU and memory (real time, alm-mr, 256 frames, no hog)",
         f"Bridge process CPU time over {s['load_seconds']:g} s of wall clock, all threads, as % of one core; RSS at the end. "
         "RSS includes JACK's shared port memory, which every JACK client maps whole; private is the bridge's own pages.",

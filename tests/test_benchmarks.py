@@ -69,7 +69,8 @@ def test_bench_smoke(tmp_path, exported_models):
     assert isinstance(data["xruns"], int)
     (safety,) = data["audio_safety"]
     assert (safety["channels"], safety["period_frames"], safety["hog_cpu"]) == (32, 256, 1)
-    assert safety["tap"]["callbacks"] > 0 and safety["engine"]["steps"] > 0
+    assert safety["tap"]["callbacks"] > 0 and safety["player"]["callbacks"] > 0 and safety["engine"]["steps"] > 0
+    assert data["audio_safety_fix"] == []
     assert data["cpu_percent_32ch"] > 0 and data["rss_mb_32ch"] > data["load"][0]["private_mb"] > 0
     assert [r["channels"] for r in data["load"]] == [32]
 
