@@ -51,6 +51,11 @@ ENGINEER_WINS_WINDOW_S = 0.25
 MAX_RESENDS = 3
 #: Earlier unconfirmed writes remembered per fader (a desk that is slow to answer).
 MAX_UNCONFIRMED_STEPS = 64
+#: A datagram equal to the last one from the desk for the same address, this
+#: soon after it and with one of our writes in between, is the network's second
+#: copy: the first already answered our poll, and the copy shows the level from
+#: before the write.
+DUPLICATE_WINDOW_S = 0.25
 #: Linux reports ICMP "port unreachable" on an unconnected UDP socket only with
 #: IP_RECVERR (IPV6_RECVERR); it tells "nothing listens at the desk's port" from
 #: "the desk says nothing back". Python does not name these options.
@@ -89,6 +94,7 @@ class DriverStats:
     received: int = 0
     rejected: int = 0  # garbage, wrong type, foreign source
     own_echoes: int = 0
+    duplicates: int = 0  # second copies of a datagram, dropped (see DUPLICATE_WINDOW_S)
     resent: int = 0  # writes sent again because the desk still showed the value from before them
     reasserted: int = 0  # engineer moves sent back because one of our writes may have crossed them
     reconnects: int = 0
@@ -177,6 +183,7 @@ class OscDeskDriver:
         self._last_write_at: dict[str, float] = {}
         self._bridge_write_at: dict[str, float] = {}  # writes the bridge chose (not resends)
         self._polls: dict[str, float] = {}  # fader address -> when its poll query went out
+        self._last_datagram: dict[str, tuple[bytes, float]] = {}  # address -> the desk's latest datagram, when
         self.rtt_s = 0.0  # the longest recent round trip to the desk (query to answer), decaying
         self._pending: dict[str, _PendingWrite] = {}
         self._transport: asyncio.DatagramTransport | None = None
@@ -525,6 +532,7 @@ class OscDeskDriver:
         self._pending.clear()
         self._unconfirmed.clear()  # the reconnect sweep reads every fader again
         self._polls.clear()
+        self._last_datagram.clear()
         self._emit(DeskLost(reason, self._now()))
         if self._reconnecting is None or self._reconnecting.done():
             self._reconnecting = asyncio.create_task(self._reconnect_loop(), name="desk-reconnect")
@@ -617,6 +625,9 @@ class OscDeskDriver:
             return
         self.stats.received += 1
         self._last_rx = now
+        if self._is_duplicate(message.address, data, now):
+            self.stats.duplicates += 1
+            return
         for fut in self._waiters.pop(message.address, []):
             if not fut.done():
                 fut.set_result(message)
@@ -624,6 +635,21 @@ class OscDeskDriver:
             answer = self._poll_answer(message.address, now)
             if answer is not None:
                 self._apply(message, "external", answer=answer)
+
+    def _is_duplicate(self, address: str, data: bytes, now: float) -> bool:
+        """Whether ``data`` is a second copy of the desk's previous datagram to ``address`` (see DUPLICATE_WINDOW_S).
+
+        Without a write of ours in between a copy restates what the view holds
+        and is harmless; with one, it would read as a hand pulling the fader
+        back to where it was.
+        """
+        if address not in self._by_address:
+            return False
+        previous = self._last_datagram.get(address)
+        self._last_datagram[address] = (data, now)
+        if previous is None or previous[0] != data or now - previous[1] >= DUPLICATE_WINDOW_S:
+            return False
+        return self._last_write_at.get(address, -math.inf) > previous[1]
 
     def _apply(self, message: osc.OscMessage, source: Source, *, answer: bool = False) -> None:
         """Update the view from a desk message; report changes as events."""

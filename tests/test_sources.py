@@ -62,8 +62,8 @@ def test_match_port_exact_then_single_regex_match():
         match_port("capture_[", ports)
 
 
-async def test_jack_source_gets_exactly_what_the_player_plays(jack_server):
-    signals = noise(4, RATE)  # (channels, frames), a one-second loop
+async def _capture_two_seconds(jack_server, signals: np.ndarray) -> tuple[list[Block], int, int]:
+    """Play ``signals`` into a fresh tap for 40 blocks; the blocks, the tap's xruns and overruns."""
     with JackPlayer(jack_server.name, signals, RATE) as player:
         async with JackSource(
             ["kick", "snare", "bass", "vox"], player.output_ports, client_name="tap", server_name=jack_server.name
@@ -71,8 +71,29 @@ async def test_jack_source_gets_exactly_what_the_player_plays(jack_server):
             assert source.sample_rate == RATE
             assert source.port_names == [f"tap:{name}" for name in ("kick", "snare", "bass", "vox")]
             blocks = await read_blocks(source, 40)  # two seconds
-            assert source.xruns == 0, jack_server.log_text()
-            assert source.overruns == 0
+            return blocks, source.xruns, source.overruns
+
+
+async def test_jack_source_gets_exactly_what_the_player_plays(jack_server):
+    """Sample-exact capture over two seconds.
+
+    The player and the tap share this process and its GIL at 5.3 ms periods,
+    and the machine is shared: a busy neighbour can make either late, and an
+    xrun drops a period. So a capture with an xrun is repeated, up to three
+    times, and every attempt is reported; one clean capture is required and
+    is then checked sample for sample.
+    """
+    signals = noise(4, RATE)  # (channels, frames), a one-second loop
+    attempts = []
+    for _ in range(3):
+        log_before = len(jack_server.log_text().splitlines())
+        blocks, xruns, overruns = await _capture_two_seconds(jack_server, signals)
+        late = [line for line in jack_server.log_text().splitlines()[log_before:] if "XRun" in line]
+        attempts.append((xruns, overruns, late))
+        if xruns == 0:
+            break
+    assert attempts[-1][0] == 0, attempts
+    assert attempts[-1][1] == 0, attempts
 
     assert [block.start_frame for block in blocks] == [index * BLOCK_FRAMES for index in range(40)]
     assert blocks[3].time_s == pytest.approx(3 * BLOCK_FRAMES / RATE)
