@@ -3,8 +3,9 @@
 One run: a named dummy-driver jackd (``tests.jackserver``), a player client
 standing in for the desk's card (the test band on N ports, in its own
 process: ``benchmarks.player``), the X32-family simulator on loopback, and
-the bridge in its own process (``benchmarks.live_bridge``). After a warm-up the harness reads the bridge's
-CPU time and RSS from ``/proc``, samples JACK's DSP load, and counts the
+the bridge in its own process (``benchmarks.live_bridge``), which starts its
+JACK tap process. After a warm-up the harness reads both processes' CPU time
+and memory from ``/proc``, samples JACK's DSP load, and counts the
 xruns the server reports; then it stops the bridge with SIGTERM, as a user's
 Ctrl-C would. With ``hog_cpu`` set, a busy loop holds that core, and the
 harness, jackd and the bridge are kept on ``bridge_cpu``.
@@ -59,6 +60,15 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tap_process_of(pid: int) -> int:
+    """The JACK tap process the bridge ``pid`` started (``ailive.bridge.tap_process``)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"ailive.bridge.tap_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return int(child)
+    raise RuntimeError(f"the bridge {pid} runs no JACK tap process")
+
+
 def proc_rss_mb(pid: int) -> tuple[float, float]:
     """(resident now, resident peak) in MB."""
     values = {}
@@ -70,7 +80,8 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
 
 
 def proc_memory_mb(pid: int) -> dict[str, float]:
-    """RSS split: the process's own pages, and JACK's shared port memory, which every JACK client maps in full."""
+    """RSS split: the process's own pages, and JACK's shared port memory, which every JACK client maps in full;
+    and PSS, the process's proportional share of every page (the sum over processes counts a shared page once)."""
     private_kb = jack_kb = 0
     mapping = ""
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
@@ -81,7 +92,9 @@ def proc_memory_mb(pid: int) -> dict[str, float]:
             private_kb += int(parts[1])
         elif parts[0] == "Rss:" and mapping.startswith("/dev/shm/jack"):
             jack_kb += int(parts[1])
-    return {"private_mb": private_kb / 1024.0, "jack_shm_mb": jack_kb / 1024.0}
+    pss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+                  if line.startswith("Pss:"))
+    return {"private_mb": private_kb / 1024.0, "jack_shm_mb": jack_kb / 1024.0, "pss_mb": pss_kb / 1024.0}
 
 
 @contextmanager
@@ -189,12 +202,15 @@ async def _bridge(run: LiveRun, server: JackServer, desk_port: int, monitor: Xru
             raise RuntimeError(f"the bridge stopped before its first status line: {(await errors).decode()[-2000:]}")
         drain = asyncio.create_task(child.stdout.read())
         await asyncio.sleep(run.warmup_s)
+        tap = tap_process_of(child.pid)
         xruns_before = monitor.xruns
-        cpu_before, began = proc_cpu_s(child.pid), time.monotonic()
+        cpu_before, tap_cpu_before, began = proc_cpu_s(child.pid), proc_cpu_s(tap), time.monotonic()
         loads, peak_mb = await _sample(monitor, child.pid, run.seconds)
         cpu_s, wall_s = proc_cpu_s(child.pid) - cpu_before, time.monotonic() - began
+        tap_cpu_s = proc_cpu_s(tap) - tap_cpu_before
         rss_mb, hwm_mb = proc_rss_mb(child.pid)
-        memory = proc_memory_mb(child.pid)
+        tap_rss_mb, _ = proc_rss_mb(tap)
+        memory, tap_memory = proc_memory_mb(child.pid), proc_memory_mb(tap)
         xruns = monitor.xruns - xruns_before
         child.send_signal(signal.SIGTERM)
         await asyncio.wait_for(child.wait(), 30.0)
@@ -207,7 +223,11 @@ async def _bridge(run: LiveRun, server: JackServer, desk_port: int, monitor: Xru
         raise RuntimeError(f"the bridge exited with {child.returncode}: {(await errors).decode()[-2000:]}")
     seen = json.loads(out.read_text())
     return {"xruns": xruns, "xruns_from_start": monitor.xruns - xruns_before_start,
-            "cpu_percent": 100.0 * cpu_s / wall_s, "rss_mb": rss_mb, "rss_peak_mb": max(hwm_mb, peak_mb), **memory,
+            "cpu_percent": 100.0 * (cpu_s + tap_cpu_s) / wall_s, "rss_mb": rss_mb + tap_rss_mb,
+            "bridge_process": {"cpu_percent": 100.0 * cpu_s / wall_s, "rss_mb": rss_mb, "rss_peak_mb": max(hwm_mb, peak_mb),
+                               **memory},
+            "tap_process": {"cpu_percent": 100.0 * tap_cpu_s / wall_s, "rss_mb": tap_rss_mb, **tap_memory},
+            "pss_mb": memory["pss_mb"] + tap_memory["pss_mb"],
             "measured_s": wall_s, **percentiles(np.asarray(loads), "dsp_load_", "_percent"),
             "tap": seen["tap"], "engine": seen["engine"]}
 

@@ -2,9 +2,8 @@
 
 ``runner.run_show`` does what the CLI does (GC frozen after start-up, the
 control loop at real-time priority, the headless status line every second);
-only the tap is a subclass that records when each callback began and how
-long it took (``benchmarks.callbacks``). Started by ``benchmarks.live``;
-runs until SIGTERM, then writes what it saw as JSON.
+only the tap is asked to time each callback (``tap_process.CallbackTiming``).
+Started by ``benchmarks.live``; runs until SIGTERM, then writes what it saw as JSON.
 """
 from __future__ import annotations
 
@@ -13,38 +12,22 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from ailive.bridge import runner
 from ailive.bridge.sources import JackSource
 from ailive.consoles.show import DeskAddress, Show
 
-from .callbacks import CallbackClock
+from . import callbacks
 from .common import bench_show, wide_profile
 
 
-class TimedJackSource(JackSource):
-    """The shipped tap, plus when each callback began and how long it ran."""
-
-    def _open(self, jack: Any, client: Any) -> None:
-        self.clock = CallbackClock(int(client.blocksize), int(client.samplerate))
-        super()._open(jack, client)
-
-    def _process(self, frames: int) -> None:
-        began = self.clock.begin()
-        super()._process(frames)
-        self.clock.end(began)
-
-    def timing(self) -> dict[str, object]:
-        return {**self.clock.summary(), "xruns": self.xruns, "overruns": self.overruns}
-
-
 async def run(show: Show, model: str, server: str, journal: Path) -> dict[str, object]:
-    taps: list[TimedJackSource] = []
+    taps: list[JackSource] = []
+    timing = journal.with_name("tap-timing.npz")
 
-    def open_timed(show: Show, source: str, *, jack_server: str | None = None, realtime: bool = True) -> TimedJackSource:
-        tap = TimedJackSource([c.name for c in show.channels], [c.port for c in show.channels],
-                              client_name=f"ailive-{show.name}", server_name=jack_server)
+    def open_timed(show: Show, source: str, *, jack_server: str | None = None, realtime: bool = True) -> JackSource:
+        tap = JackSource([c.name for c in show.channels], [c.port for c in show.channels],
+                         client_name=f"ailive-{show.name}", server_name=jack_server, timing_path=timing)
         taps.append(tap)
         return tap
 
@@ -52,8 +35,10 @@ async def run(show: Show, model: str, server: str, journal: Path) -> dict[str, o
     options = runner.RunOptions(source="jack", model=model, journal_dir=journal, arm=True, arm_after_s=1.0,
                                 headless=True, jack_server=server)
     status = await runner.run_show(show, options)
-    return {"tap": taps[0].timing(), "engine": {"steps": status.steps, "moves": status.moves, "xruns": status.xruns,
-                                                "model_errors": status.model_errors, "latency_ms": status.latency_ms}}
+    tap = taps[0]
+    return {"tap": {**callbacks.summary(timing), "xruns": status.xruns, "overruns": tap.overruns},
+            "engine": {"steps": status.steps, "moves": status.moves, "xruns": status.xruns,
+                       "model_errors": status.model_errors, "latency_ms": status.latency_ms}}
 
 
 def main() -> None:

@@ -4,30 +4,33 @@ Its main thread only waits for SIGTERM, so the player's process callback
 never waits for a GIL that other work holds (inside the harness it would
 share one with the desk simulator, and its delays would count as the
 bridge's xruns). Prints ``ready`` once its ports exist; on SIGTERM writes
-its callback timing as JSON.
+its callback timing (timed as the tap times its own) summarised as JSON.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import signal
+import time
 from pathlib import Path
 
 from tests.jackserver import JackPlayer
 
-from .callbacks import CallbackClock
+from ailive.bridge.tap_process import CallbackTiming
+
+from . import callbacks
 from .common import RATE, band
 
 
 class TimedPlayer(JackPlayer):
     """The tests' player, plus when each callback began and how long it ran."""
 
-    clock: CallbackClock
+    timing: CallbackTiming
 
     def _process(self, frames: int) -> None:
-        began = self.clock.begin()
+        began = time.perf_counter_ns()
         super()._process(frames)
-        self.clock.end(began)
+        self.timing.record(began)
 
 
 def main() -> None:
@@ -40,11 +43,12 @@ def main() -> None:
     args = parser.parse_args()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # JACK's threads inherit the mask
     player = TimedPlayer(args.server, band(args.channels), RATE, client_name=args.name)
-    player.clock = CallbackClock(args.period, RATE)
+    player.timing = CallbackTiming(args.out.with_suffix(".npz"), args.period, RATE)
     with player:
         print("ready", flush=True)
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    args.out.write_text(json.dumps(player.clock.summary(), indent=2))
+    player.timing.save()
+    args.out.write_text(json.dumps(callbacks.summary(player.timing.path), indent=2))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ from .weights import VARIANTS
 #: The model the live sections run: the multi-rate ALM runs its fast graph every step, the heavier of the two.
 LIVE_MODEL = "alm-mr"
 ALL_MODELS = [*control_step.CLASSIC, *VARIANTS]
-#: The control loop's SCHED_FIFO priority in the suggested fix: below JACK2's client threads (the server's 10 minus 5).
-FIX_PRIORITY = 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,8 +36,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load-channels", type=int, nargs="+", default=None,
                         help="channel counts of the CPU and memory runs (default: --channels; 32 always)")
     parser.add_argument("--traffic-models", nargs="+", default=ALL_MODELS)
-    parser.add_argument("--fix-seconds", type=float, default=60.0,
-                        help="the safety run again with the control loop below JACK's client threads (0: skip)")
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="an experiment: the bridge's Python GIL switch interval (default: Python's, as shipped)")
     parser.add_argument("--hog-cpu", type=int, default=1, help="the core the CPU hog holds during the safety run")
@@ -51,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smoke:
         args.steps, args.naive_steps, args.channels = 20, 3, [8]
         args.safety_seconds, args.periods, args.load_seconds, args.moves = 1.0, [256], 1.0, 10
-        args.load_channels, args.traffic_models, args.fix_seconds = [32], ["loudness", "alm-mr"], 0.0
+        args.load_channels, args.traffic_models = [32], ["loudness", "alm-mr"]
     return args
 
 
@@ -87,12 +83,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     results["xruns"] = by_period[256]["xruns"] if 256 in by_period else None
     results["xruns_by_period"] = {str(p): row["xruns"] for p, row in by_period.items()}
 
-    print("== audio safety, control loop at SCHED_FIFO 1", flush=True)
-    results["audio_safety_fix"] = [
-        run_live(LiveRun(args.safety_channels, live_model, period, args.fix_seconds, warmup_s, hog_cpu=args.hog_cpu,
-                         bridge_cpu=args.bridge_cpu, control_priority=FIX_PRIORITY, busy_sample_s=busy_s))
-        for period in (args.periods if args.fix_seconds > 0 else [])]
-
     print("== CPU and memory", flush=True)
     load = [run_live(LiveRun(channels, live_model, 256, args.load_seconds, warmup_s,
                              switch_interval_ms=args.switch_interval_ms, busy_sample_s=busy_s))
@@ -101,6 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     at_32 = next(row for row in load if row["channels"] == 32)
     results["cpu_percent_32ch"] = at_32["cpu_percent"]
     results["rss_mb_32ch"] = at_32["rss_mb"]
+    results["pss_mb_32ch"] = at_32["pss_mb"]
     results["conditions"]["after"] = load_conditions(busy_s)  # type: ignore[index]
     results["targets"] = report.targets(results)
     return results

@@ -29,19 +29,19 @@ from .web import WebAddress, WebSurface, listen
 log = logging.getLogger(__name__)
 
 
-#: Real-time priority for the control loop's thread: above every ordinary process,
-#: below JACK's own threads (a default jackd runs at 10, its clients just under).
-CONTROL_LOOP_RT_PRIORITY = 5
+#: Real-time priority for the control loop's thread: above every ordinary process, below
+#: JACK's threads (a default jackd runs at 10, its clients, the tap among them, at 5).
+CONTROL_LOOP_RT_PRIORITY = 1
 
 
 def raise_control_loop_priority() -> bool:
-    """Let ordinary processes no longer preempt the thread that holds the GIL between control steps.
+    """Let ordinary processes no longer delay a control step (and so the fader moves).
 
-    JACK's process callback runs in a real-time thread but needs the GIL: if the
-    control loop's thread is preempted while holding it (a busy machine), the
-    callback waits and JACK counts an xrun. Best effort: without the right to do
-    it (not root, no rtprio limit), nothing changes. The loop sleeps most of the
-    time, so it never takes a core away from anything for long.
+    Below JACK's client threads: at the same SCHED_FIFO priority the tap's
+    callback, sharing a core with a control step, would wait for the whole
+    step. Best effort: without the right to do it (not root, no rtprio
+    limit), nothing changes. The loop sleeps most of the time, so it never
+    takes a core away from anything for long.
     """
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(CONTROL_LOOP_RT_PRIORITY))
@@ -56,8 +56,8 @@ def quiet_garbage_collector() -> None:
     """Collect once, then freeze everything alive into a generation the collector never scans again.
 
     A full collection over the ~80,000 objects the bridge holds after start-up
-    takes ~20 ms with the GIL held: four JACK periods at 256 frames, so an
-    xrun whenever it happened to run. Objects made later are few and short-lived.
+    takes ~20 ms: two fifths of a control frame added to whichever step it
+    happened to run in. Objects made later are few and short-lived.
     """
     gc.collect()
     gc.freeze()

@@ -2,9 +2,10 @@
 
 Both hand out consecutive blocks of ``(channels, frames)`` float32 samples
 stamped with the source's own frame clock, so the engine reads a live desk and
-a recorded multitrack the same way. The JACK process callback only copies into
-a preallocated ring and advances one counter; the asyncio side polls that
-counter and never signals the real-time thread.
+a recorded multitrack the same way. The JACK client runs in a tap process of
+its own whose callback only copies into a shared ring and advances one
+counter; the asyncio side polls that counter and never signals the
+real-time thread.
 """
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import asyncio
 import logging
 import os
 import re
+import json
 import socket
-import threading
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from ailive.consoles.errors import AiliveError
+
+from .tap_ring import TapRequest, TapRing
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,10 @@ POLL_S = 0.003
 RING_GUARD_FRAMES = 8192
 #: File types ``FileSource.from_directory`` takes.
 AUDIO_SUFFIXES = (".wav", ".flac")
+#: How long the JACK tap process may take to start and answer (Python, numpy and libjack load first).
+TAP_START_TIMEOUT_S = 20.0
+#: How long it may take to leave JACK and exit once its pipe closes.
+TAP_STOP_TIMEOUT_S = 5.0
 #: How many candidate ports an error message lists.
 LISTED_PORTS = 8
 #: Longest port short name we register (JACK allows more; desks' names are short).
@@ -203,7 +212,7 @@ def jack_server_listening(server_name: str | None) -> bool | None:
     return True
 
 
-def _open_client(client_name: str, server_name: str | None) -> tuple[Any, Any]:
+def open_jack_client(client_name: str, server_name: str | None) -> tuple[Any, Any]:
     """Import JACK and open a client on a running server, never starting one; errors say how to fix it."""
     try:
         import jack
@@ -224,7 +233,7 @@ def jack_output_ports(server_name: str | None = None, client_name: str = "ailive
 
     Raises :class:`AudioSourceError` when no server runs; starts none.
     """
-    _, client = _open_client(client_name, server_name)
+    _, client = open_jack_client(client_name, server_name)
     try:
         return [port.name for port in client.get_ports(is_output=True, is_audio=True)]
     finally:
@@ -232,13 +241,14 @@ def jack_output_ports(server_name: str | None = None, client_name: str = "ailive
 
 
 class JackSource(_StartStop):
-    """The desk's inputs as JACK input ports, one per channel, read through a lock-free ring.
+    """The desk's inputs as JACK input ports, one per channel, read from the tap process's shared ring.
 
-    The process callback copies each port's buffer into ``_ring`` and then
-    advances ``_written_frames``; Python's GIL makes that one integer store
-    the only synchronisation the reader needs. The reader re-checks the
-    counter after copying, so audio overwritten while it copied is never
-    handed out.
+    The JACK client lives in a process of its own (``tap_process``), so its
+    real-time callback never waits for this process's GIL, which the control
+    loop holds for milliseconds at a time. The callback copies each period
+    into a shared-memory ring (``tap_ring``) and advances one counter; this
+    side polls the counter, copies blocks out, and re-checks the counter after
+    copying, so audio overwritten meanwhile is never handed out.
     """
 
     realtime = True
@@ -250,6 +260,7 @@ class JackSource(_StartStop):
         client_name: str = "ailive",
         server_name: str | None = None,
         ring_seconds: float = 4.0,
+        timing_path: Path | None = None,
     ) -> None:
         if not channel_names:
             raise AudioSourceError("no channels to tap")
@@ -264,24 +275,20 @@ class JackSource(_StartStop):
         self.client_name = client_name
         self.server_name = server_name
         self.ring_seconds = ring_seconds
+        self.timing_path = timing_path
         self.sample_rate = 0  # known once started
         self.port_names: list[str] = []  # full JACK names of our input ports, once started
-        self.shutdown_reason = ""
-        self._overruns = 0
-        self._client: Any = None
-        self._ports: list[Any] = []
-        self._ring = np.zeros((len(channel_names), 0), dtype=np.float32)  # (channels, ring_frames)
-        self._rows: list[np.ndarray] = []
-        self._ring_frames = 0
+        self.tap_pid: int | None = None
+        self._tap: subprocess.Popen[bytes] | None = None
+        self._ring: TapRing | None = None
         self._usable_frames = 0
-        self._written_frames = 0  # advanced only by the JACK thread
         self._read_frames = 0
-        self._xruns = 0
-        self._died = threading.Event()
+        self._overruns = 0
+        self._died_reason: str | None = None  # set when the tap closed on its own: server gone, process died
 
     @property
     def xruns(self) -> int:
-        return self._xruns
+        return self._ring.xruns if self._ring is not None else 0
 
     @property
     def overruns(self) -> int:
@@ -290,137 +297,139 @@ class JackSource(_StartStop):
     @property
     def server_died(self) -> bool:
         """The JACK server went away; ``stop()`` then ``start()`` reconnects once one runs again."""
-        return self._died.is_set()
+        return self._gone() is not None
+
+    @property
+    def shutdown_reason(self) -> str:
+        return self._gone() or ""
 
     @property
     def backlog_frames(self) -> int:
         """Frames captured but not yet read: how far the caller lags the desk."""
-        return self._written_frames - self._read_frames
+        return (self._ring.written if self._ring is not None else 0) - self._read_frames
+
+    def _gone(self) -> str | None:
+        """Why the tap closed on its own, or None while it runs (or was never started)."""
+        if self._died_reason is None and self._ring is not None:
+            if self._ring.died:
+                self._died_reason = self._ring.reason
+            elif self._tap is not None and self._tap.poll() is not None:
+                self._died_reason = f"the JACK tap process exited with code {self._tap.returncode}"
+        return self._died_reason
 
     async def start(self) -> None:
-        if self._client is not None:
+        if self._ring is not None:
             return
-        reopening = self._died.is_set()
+        reopening = self._died_reason is not None
         if reopening and jack_server_listening(self.server_name) is False:
             raise AudioSourceError(_no_server_message(self.server_name))
+        request = TapRequest(self.channel_names, self.connect_to, self.client_name, self.server_name, self.ring_seconds,
+                             str(self.timing_path) if self.timing_path else None)
+        tap = subprocess.Popen([sys.executable, "-m", "ailive.bridge.tap_process"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
         try:
-            jack, client = _open_client(self.client_name, self.server_name)
-        except AudioSourceError:
-            if reopening:  # still no server: the tap stays down, next_block keeps answering None
-                self._died.set()
-            raise
-        try:
-            self._open(jack, client)
+            answer = await asyncio.wait_for(asyncio.to_thread(_handshake, tap, request), TAP_START_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            _end(tap)
+            raise AudioSourceError(f"the JACK tap did not start within {TAP_START_TIMEOUT_S:g} s") from None
         except BaseException:
-            client.deactivate()
-            client.close()
-            self._ports = []
-            self.port_names = []
-            if reopening:
-                self._died.set()
+            _end(tap)
             raise
-        self._client = client
-        log.info("tapping %d channels as JACK client %r at %d Hz", len(self._ports), client.name, self.sample_rate)
-
-    def _open(self, jack: Any, client: Any) -> None:
-        self.sample_rate = int(client.samplerate)
-        guard_frames = max(RING_GUARD_FRAMES, 2 * int(client.blocksize))
-        self._usable_frames = max(1, round(self.ring_seconds * self.sample_rate))
-        self._ring_frames = self._usable_frames + guard_frames
-        self._ring = np.zeros((len(self.channel_names), self._ring_frames), dtype=np.float32)
-        self._ring.fill(0.0)  # touch every page now: a page fault in the JACK thread costs a period
-        self._rows = list(self._ring)
-        self._written_frames = 0
+        if "error" in answer:
+            _end(tap)
+            raise AudioSourceError(answer["error"])
+        try:
+            ring = TapRing.attach(Path(answer["ring"]), len(self.channel_names), int(answer["ring_frames"]))
+        except (OSError, ValueError) as exc:
+            _end(tap)
+            raise AudioSourceError(f"cannot map the JACK tap's ring: {exc}") from exc
+        ring.unlink()  # both sides hold it mapped; nothing is left behind whoever exits first
+        self._tap, self._ring, self.tap_pid = tap, ring, tap.pid
+        self.sample_rate = int(answer["sample_rate"])
+        self.port_names = list(answer["port_names"])
+        self._usable_frames = int(answer["usable_frames"])
         self._read_frames = 0
         self._overruns = 0
-        self._xruns = 0
-        self._died.clear()
-        self.shutdown_reason = ""
-        try:
-            self._ports = [client.inports.register(name) for name in port_short_names(self.channel_names)]
-        except jack.JackError as exc:
-            raise AudioSourceError(f"cannot register JACK input ports: {exc}") from exc
-        self.port_names = [port.name for port in self._ports]
-        client.set_process_callback(self._process)
-        client.set_xrun_callback(self._xrun)
-        client.set_shutdown_callback(self._shutdown)
-        client.activate()
-        available = [port.name for port in client.get_ports(is_output=True, is_audio=True)]
-        available.sort(key=lambda name: not name.startswith("system:"))
-        for wanted, port in zip(self.connect_to, self._ports):
-            if wanted is None:
-                continue
-            source = match_port(wanted, available)
-            try:
-                client.connect(source, port)
-            except jack.JackError as exc:
-                raise AudioSourceError(f"cannot connect JACK port {source!r} to {port.name!r}: {exc}") from exc
-
-    def _process(self, frames: int) -> None:
-        # JACK's real-time thread: copy, advance the counter, nothing else.
-        start = self._written_frames % self._ring_frames
-        stop = start + frames
-        if stop <= self._ring_frames:
-            for row, port in zip(self._rows, self._ports):
-                row[start:stop] = port.get_array()
-        else:
-            split = self._ring_frames - start
-            for row, port in zip(self._rows, self._ports):
-                buffer = port.get_array()
-                row[start:] = buffer[:split]
-                row[: frames - split] = buffer[split:]
-        self._written_frames += frames
-
-    def _xrun(self, delayed_usecs: float) -> None:
-        self._xruns += 1
-
-    def _shutdown(self, status: Any, reason: str) -> None:
-        self.shutdown_reason = reason
-        self._died.set()
+        self._died_reason = None
+        log.info("tapping %d channels as JACK client %r at %d Hz (tap process %d)", len(self.port_names),
+                 self.port_names[0].split(":")[0] if self.port_names else self.client_name, self.sample_rate, tap.pid)
 
     async def next_block(self, frames: int, timeout_s: float) -> Block | None:
-        if self._client is None:
-            if self._died.is_set():  # the server died; the tap is closed until start() opens it again
+        if self._ring is None:
+            if self._died_reason is not None:  # the server died; the tap is closed until start() opens it again
                 return None
             raise RuntimeError("JackSource.next_block() before start()")
         if not 0 < frames <= self._usable_frames:
             raise ValueError(f"frames must be 1..{self._usable_frames} (the ring), got {frames}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self._written_frames - self._read_frames < frames:
+        while self._ring.written - self._read_frames < frames:
             remaining_s = deadline - loop.time()
-            if remaining_s <= 0 or self._died.is_set():
+            if remaining_s <= 0 or self._gone() is not None:
                 return None
             await asyncio.sleep(min(POLL_S, remaining_s))
-        return self._take(frames)
+        return self._take(self._ring, frames)
 
-    def _take(self, frames: int) -> Block:
+    def _take(self, ring: TapRing, frames: int) -> Block:
         while True:
-            written = self._written_frames
+            written = ring.written
             if written - self._read_frames > self._usable_frames:
                 self._read_frames = written - frames
                 self._overruns += 1
             start = self._read_frames
-            samples = self._copy_out(start, frames)
-            if self._written_frames - start <= self._usable_frames:
+            samples = _copy_out(ring, start, frames)
+            if ring.written - start <= self._usable_frames:
                 break
         self._read_frames = start + frames
         return Block(samples, start, self.sample_rate)
 
-    def _copy_out(self, start_frame: int, frames: int) -> np.ndarray:
-        start = start_frame % self._ring_frames
-        stop = start + frames
-        if stop <= self._ring_frames:
-            return self._ring[:, start:stop].copy()
-        return np.concatenate((self._ring[:, start:], self._ring[:, : stop - self._ring_frames]), axis=1)
-
     async def stop(self) -> None:
-        client, self._client = self._client, None
-        if client is None:
-            return
-        client.deactivate()
-        client.close()
-        self._ports = []
+        """Close the tap: its process leaves JACK and exits; the reason it died, if it did, is kept for start()."""
+        self._gone()
+        ring, self._ring = self._ring, None
+        tap, self._tap = self._tap, None
+        if tap is not None:
+            await asyncio.to_thread(_end, tap)
+        if ring is not None:
+            ring.close()
+
+
+def _handshake(tap: subprocess.Popen[bytes], request: TapRequest) -> dict[str, Any]:
+    """Send the request, read the one-line answer (blocking: run in a thread)."""
+    assert tap.stdin is not None and tap.stdout is not None
+    try:
+        tap.stdin.write(request.to_line())
+        tap.stdin.flush()
+    except BrokenPipeError:
+        pass  # it exited already; its exit code says why below
+    line = tap.stdout.readline()
+    if not line:
+        return {"error": f"the JACK tap process exited with code {tap.wait()} before it answered"}
+    return json.loads(line)
+
+
+def _end(tap: subprocess.Popen[bytes]) -> None:
+    """Close the tap's stdin (its signal to leave JACK and exit), then wait; kill it if it lingers."""
+    for pipe in (tap.stdin, tap.stdout):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except BrokenPipeError:
+                pass
+    try:
+        tap.wait(TAP_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log.warning("the JACK tap process %d did not exit within %g s; killed", tap.pid, TAP_STOP_TIMEOUT_S)
+        tap.kill()
+        tap.wait()
+
+
+def _copy_out(ring: TapRing, start_frame: int, frames: int) -> np.ndarray:
+    start = start_frame % ring.ring_frames
+    stop = start + frames
+    if stop <= ring.ring_frames:
+        return ring.samples[:, start:stop].copy()
+    return np.concatenate((ring.samples[:, start:], ring.samples[:, : stop - ring.ring_frames]), axis=1)
 
 
 class FileSource(_StartStop):

@@ -70,14 +70,18 @@ def test_bench_smoke(tmp_path, exported_models):
     (safety,) = data["audio_safety"]
     assert (safety["channels"], safety["period_frames"], safety["hog_cpu"]) == (32, 256, 1)
     assert safety["tap"]["callbacks"] > 0 and safety["player"]["callbacks"] > 0 and safety["engine"]["steps"] > 0
-    assert data["audio_safety_fix"] == []
-    assert data["cpu_percent_32ch"] > 0 and data["rss_mb_32ch"] > data["load"][0]["private_mb"] > 0
+    at_32 = data["load"][0]
+    assert data["cpu_percent_32ch"] == pytest.approx(at_32["bridge_process"]["cpu_percent"] + at_32["tap_process"]["cpu_percent"])
+    assert data["rss_mb_32ch"] == pytest.approx(at_32["bridge_process"]["rss_mb"] + at_32["tap_process"]["rss_mb"])
+    assert 0 < data["pss_mb_32ch"] < data["rss_mb_32ch"]
+    assert at_32["tap_process"]["jack_shm_mb"] > 0 and at_32["bridge_process"]["jack_shm_mb"] == 0  # JACK lives in the tap
     assert [r["channels"] for r in data["load"]] == [32]
 
     assert [r["model"] for r in data["desk_traffic"]] == ["loudness", "alm-mr"]
     assert data["desk_traffic"][0]["writes"] > 0
     assert data["desk_tracking"]["write_to_desk_holds"]["n"] == 10
-    assert {t["what"] for t in data["targets"]} >= {"bridge CPU, ALM, 32 ch", "bridge RSS, ALM, 32 ch"}
+    assert {t["what"] for t in data["targets"]} >= {"bridge + tap CPU, ALM, 32 ch", "bridge + tap memory (PSS), ALM, 32 ch",
+                                                    "bridge + tap RSS added, ALM, 32 ch"}
 
     page = (tmp_path / "latest.md").read_text()
     for heading in ("# Benchmarks", "## Targets", "## Control step", "## Side by side", "## Audio safety",

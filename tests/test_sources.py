@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from ailive.bridge.sources import (
     match_port,
     port_short_names,
 )
+from ailive.bridge.tap_ring import SHM_FOLDER
 from tests.jackserver import JackPlayer, jackd_pids, server_is_up, stale_servers
 
 RATE = 48000
@@ -189,6 +193,69 @@ async def test_killed_server_gives_none_not_a_hang(own_jack_server):
         await source.stop()
         await source.stop()
     assert own_jack_server.name not in stale_servers(), "the killed server's registry slot was not freed"
+
+
+def tap_rings() -> set[str]:
+    return {path.name for path in SHM_FOLDER.glob("ailive-tap-*")}
+
+
+def tap_processes() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+            and b"ailive.bridge.tap_process" in _cmdline(entry)]
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+async def test_the_tap_is_a_process_of_its_own_and_leaves_nothing_behind(jack_server):
+    rings_before = tap_rings()
+    async with JackSource(["a", "b"], [None, None], client_name="ownprocess", server_name=jack_server.name) as source:
+        assert source.tap_pid is not None and source.tap_pid != os.getpid()
+        assert source.tap_pid in tap_processes()
+        assert tap_rings() == rings_before, "the ring's file is removed once both sides hold it"
+        await read_blocks(source, 2)
+        pid = source.tap_pid
+    assert pid not in tap_processes()
+    assert not any(port.startswith("ownprocess:") for port in jack_server.ports())
+
+
+def test_the_tap_leaves_jack_when_the_bridge_is_killed(jack_server):
+    """SIGKILL gives the bridge no chance to stop its tap: the tap sees its pipe close and leaves JACK by itself."""
+    code = (
+        "import asyncio, sys\n"
+        "from ailive.bridge.sources import JackSource\n"
+        "async def main():\n"
+        f"    source = JackSource(['a'], [None], client_name='orphaned', server_name={jack_server.name!r})\n"
+        "    await source.start()\n"
+        "    print(source.tap_pid, flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    bridge = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        tap_pid = int(bridge.stdout.readline())
+        assert any(port.startswith("orphaned:") for port in jack_server.ports())
+    finally:
+        bridge.kill()
+        bridge.wait()
+    deadline = time.monotonic() + 5.0
+    while tap_pid in tap_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tap_pid not in tap_processes()
+    assert not any(port.startswith("orphaned:") for port in jack_server.ports())
+
+
+async def test_a_tap_process_that_dies_is_a_dead_source_with_its_reason(jack_server):
+    async with JackSource(["a"], [None], client_name="shortlived", server_name=jack_server.name) as source:
+        await read_blocks(source, 1)
+        os.kill(source.tap_pid, signal.SIGKILL)
+        assert await source.next_block(BLOCK_FRAMES * 40, timeout_s=2.0) is None
+        assert source.server_died
+        assert "tap process exited with code -9" in source.shutdown_reason
 
 
 def write_multitrack(folder: Path) -> dict[str, np.ndarray]:
