@@ -38,7 +38,7 @@ class NaiveAlm:
 
     def initial_state(self, channels: int, sample_rate: int) -> NaiveState:
         card = self.runtime.spec_card
-        self._features = StreamingLogMel(sample_rate, card.spec)
+        self._features = StreamingLogMel(sample_rate, card.spec, dtype=np.float32)
         window, hop = card.spec.window(sample_rate), card.spec.hop(sample_rate)
         self._starts = np.arange(card.spec.patch_frames) * hop
         span = int(self._starts[-1]) + window

@@ -49,20 +49,5 @@ def resolve(name: str, given: Path | None = None, cache: Path = CACHE) -> Weight
         return _read(name, name, SHIPPED / name, "shipped")
     folder = cache / name
     if not (folder / "card.json").is_file():
-        subprocess.run([sys.executable, "-m", "benchmarks.weights", VARIANTS[name], str(folder)], check=True)
+        subprocess.run([sys.executable, "-m", "ailive.models.train.export", VARIANTS[name], str(folder)], check=True)
     return _read(name, str(folder), folder, "random-init")
-
-
-def export_random(variant: str, folder: Path) -> None:
-    """A full-size ALM with PyTorch's default initialisation, exported as the runtime reads it."""
-    import torch
-
-    from ailive.models.train.export import export_model
-    from ailive.models.train.model import Alm, AlmConfig
-
-    torch.manual_seed(0)
-    export_model(Alm(AlmConfig(variant=variant)).eval(), folder)
-
-
-if __name__ == "__main__":
-    export_random(sys.argv[1], Path(sys.argv[2]))

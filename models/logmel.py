@@ -104,6 +104,8 @@ class StreamingLogMel:
 
     sample_rate: int
     spec: LogMelSpec = field(default_factory=LogMelSpec)
+    #: float32 in the runtime, as in training (half the FFT and matmul time); float64 where the twins are compared.
+    dtype: type[np.floating] = np.float64
 
     def __post_init__(self) -> None:
         self.spec.check_rate(self.sample_rate)
@@ -114,23 +116,25 @@ class StreamingLogMel:
     @cached_property
     def _weights(self) -> np.ndarray:
         """(bins, bands): mel triangles with the power scale folded in, so one matmul gives band power."""
-        return (self.spec.mel_matrix(self.sample_rate) * self.spec.power_scale(self.sample_rate)[None, :]).T.copy()
+        weights = self.spec.mel_matrix(self.sample_rate) * self.spec.power_scale(self.sample_rate)[None, :]
+        return weights.T.astype(self.dtype)
 
     @cached_property
     def _window(self) -> np.ndarray:
-        return self.spec.hann(self.sample_rate)
+        return self.spec.hann(self.sample_rate).astype(self.dtype)
 
     def initial_state(self, channels: int) -> LogMelState:
         """Silence before the stream starts: the ring reads as the floor, the pending samples as zeros."""
         return LogMelState(
-            pending=np.zeros((channels, self._win - self._hop)),
-            ring=np.full((channels, self.spec.patch_frames, self.spec.bands), self.spec.floor_db),
-            levels=np.full((channels, self.spec.patch_frames), self.spec.floor_db + 10.0 * np.log10(self.spec.bands)),
+            pending=np.zeros((channels, self._win - self._hop), self.dtype),
+            ring=np.full((channels, self.spec.patch_frames, self.spec.bands), self.spec.floor_db, self.dtype),
+            levels=np.full((channels, self.spec.patch_frames), self.spec.floor_db + 10.0 * np.log10(self.spec.bands),
+                           self.dtype),
         )
 
     def push(self, state: LogMelState, samples: np.ndarray) -> np.ndarray:
         """Consume (channels, samples); return the new frames (channels, new_frames, bands) in dB."""
-        pending = np.concatenate([state.pending, np.asarray(samples, dtype=np.float64)], axis=1)
+        pending = np.concatenate([state.pending, np.asarray(samples, dtype=self.dtype)], axis=1)
         count = (pending.shape[1] - self._win) // self._hop + 1 if pending.shape[1] >= self._win else 0
         if count == 0:
             state.pending = pending

@@ -175,7 +175,7 @@ class AlmRuntime:
             raise ModelStreamError(f"model {card.name} takes {card.min_channels}..{card.max_channels} channels; "
                                    f"this show analyses {channels}")
         try:
-            self._features = StreamingLogMel(sample_rate, card.spec)
+            self._features = StreamingLogMel(sample_rate, card.spec, dtype=np.float32)
         except UnsupportedRateError as exc:
             raise ModelStreamError(f"model {card.name}: {exc}") from None
         return AlmState(
@@ -199,13 +199,13 @@ class AlmRuntime:
         if self._features is None:
             raise RuntimeError("initial_state() must be called before step()")
         timing = self.spec_card.timing
-        frame = np.asarray(frame, dtype=np.float64)
+        frame = np.asarray(frame, dtype=np.float32)
         finite = np.all(np.isfinite(frame), axis=1)
         if not finite.all():
-            frame = np.where(finite[:, None], frame, 0.0)
+            frame = np.where(finite[:, None], frame, np.float32(0.0))
         self._features.push(state.features, frame)
         state.mean_squares = np.roll(state.mean_squares, -1, axis=1)
-        state.mean_squares[:, -1] = np.mean(np.square(frame), axis=1)
+        state.mean_squares[:, -1] = np.mean(np.square(frame), axis=1, dtype=np.float64)
         if state.step % timing.slow_every == 0:
             self._run_slow(state)
         if state.step % timing.fast_every == 0:

@@ -14,8 +14,8 @@ from ailive.models.train.features import LogMel  # noqa: E402
 MULTITRACK = Path(__file__).resolve().parent.parent / "examples" / "multitrack"
 
 
-def stream(signal: np.ndarray, rate: int, block: int) -> tuple[np.ndarray, StreamingLogMel, object]:
-    features = StreamingLogMel(rate)
+def stream(signal: np.ndarray, rate: int, block: int, dtype=np.float64) -> tuple[np.ndarray, StreamingLogMel, object]:
+    features = StreamingLogMel(rate, dtype=dtype)
     state = features.initial_state(signal.shape[0])
     frames = [features.push(state, signal[:, start:start + block]) for start in range(0, signal.shape[1], block)]
     return np.concatenate(frames, axis=1), features, state
@@ -49,6 +49,18 @@ def test_streaming_matches_the_torch_twin_within_1e_4_db(rate, kind):
     batch = LogMel(rate)(torch.from_numpy(signal)).numpy()
     assert streamed.shape == batch.shape == (signal.shape[0], signal.shape[1] // (rate // 100), 64)
     assert np.max(np.abs(streamed - batch)) < 1e-4
+
+
+def test_the_runtime_float32_stream_stays_within_0_01_db_of_float64():
+    """The runtime computes in float32, as training did; above the floor it reads as float64 does."""
+    rate = 48000
+    signal = real_like(rate, 3.0).astype(np.float32)
+    exact, _, _ = stream(signal, rate, rate // 20)
+    single, features, state = stream(signal, rate, rate // 20, dtype=np.float32)
+    assert single.dtype == np.float32 and features.patch(state).dtype == np.float32
+    heard = exact > features.spec.floor_db + 20.0  # 20 dB above the floor: float32's resolution is not a level
+    assert heard.mean() > 0.5
+    assert np.max(np.abs(single[heard] - exact[heard])) < 0.01
 
 
 def test_block_size_does_not_change_the_frames():

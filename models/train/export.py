@@ -20,7 +20,7 @@ from ailive.models.base import FRAME_S
 from ailive.models.runtime import CARD_FILE, CARD_FORMAT, CARD_VERSION, FAST_INPUTS, SLOW_INPUTS, file_sha256
 
 from .checkpoint import load_checkpoint
-from .model import Alm
+from .model import Alm, AlmConfig
 
 OPSET = 18
 NAMES = {"mr": "alm-mr", "sr": "alm-sr", "dmc": "dmc-b-0l"}
@@ -100,3 +100,15 @@ def export_checkpoint(checkpoint: Path, out: Path) -> Path:
     model, meta = load_checkpoint(checkpoint)
     training = {k: v for k, v in (meta.get("training") or {}).items() if k != "role_head"}  # an auxiliary head, not shipped
     return export_model(model, out, training=training, metrics=meta.get("metrics"))
+
+
+def export_random_init(variant: str, out: Path, seed: int = 0) -> Path:
+    """A full-size ALM with PyTorch's default initialisation: what a trained one costs to run, for benchmarks."""
+    torch.manual_seed(seed)
+    return export_model(Alm(AlmConfig(variant=variant)).eval(), out)
+
+
+if __name__ == "__main__":  # python -m ailive.models.train.export VARIANT FOLDER: a random-init export
+    import sys
+
+    export_random_init(sys.argv[1], Path(sys.argv[2]))
