@@ -315,6 +315,7 @@ class Engine:
         self._gains_db = gains
 
     def _control_step(self, now: float) -> None:
+        self.driver.read_queued()  # decide on all the desk has said so far
         self._apply_desk_events(now)
         self._apply_commands(now)
         desk = self._desk_view()

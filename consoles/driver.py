@@ -51,11 +51,10 @@ ENGINEER_WINS_WINDOW_S = 0.25
 MAX_RESENDS = 3
 #: Earlier unconfirmed writes remembered per fader (a desk that is slow to answer).
 MAX_UNCONFIRMED_STEPS = 64
-#: A datagram equal to the last one from the desk for the same address, this
-#: soon after it and with one of our writes in between, is the network's second
-#: copy: the first already answered our poll, and the copy shows the level from
-#: before the write.
-DUPLICATE_WINDOW_S = 0.25
+#: Most datagrams one ``read_queued`` call handles (a flood must not stall a control step).
+MAX_QUEUED_READ = 256
+#: Largest datagram read (OSC over UDP; a desk's biggest answer is a few kB).
+MAX_DATAGRAM_BYTES = 65535
 #: Linux reports ICMP "port unreachable" on an unconnected UDP socket only with
 #: IP_RECVERR (IPV6_RECVERR); it tells "nothing listens at the desk's port" from
 #: "the desk says nothing back". Python does not name these options.
@@ -94,7 +93,6 @@ class DriverStats:
     received: int = 0
     rejected: int = 0  # garbage, wrong type, foreign source
     own_echoes: int = 0
-    duplicates: int = 0  # second copies of a datagram, dropped (see DUPLICATE_WINDOW_S)
     resent: int = 0  # writes sent again because the desk still showed the value from before them
     reasserted: int = 0  # engineer moves sent back because one of our writes may have crossed them
     reconnects: int = 0
@@ -183,7 +181,6 @@ class OscDeskDriver:
         self._last_write_at: dict[str, float] = {}
         self._bridge_write_at: dict[str, float] = {}  # writes the bridge chose (not resends)
         self._polls: dict[str, float] = {}  # fader address -> when its poll query went out
-        self._last_datagram: dict[str, tuple[bytes, float]] = {}  # address -> the desk's latest datagram, when
         self.rtt_s = 0.0  # the longest recent round trip to the desk (query to answer), decaying
         self._pending: dict[str, _PendingWrite] = {}
         self._transport: asyncio.DatagramTransport | None = None
@@ -532,7 +529,6 @@ class OscDeskDriver:
         self._pending.clear()
         self._unconfirmed.clear()  # the reconnect sweep reads every fader again
         self._polls.clear()
-        self._last_datagram.clear()
         self._emit(DeskLost(reason, self._now()))
         if self._reconnecting is None or self._reconnecting.done():
             self._reconnecting = asyncio.create_task(self._reconnect_loop(), name="desk-reconnect")
@@ -611,6 +607,31 @@ class OscDeskDriver:
             return peer == self._peer
         return ipaddress.ip_address(peer[0]) == ipaddress.ip_address(self._peer[0])
 
+    def read_queued(self) -> int:
+        """Handle every datagram already waiting in the socket, now; how many there were.
+
+        The event loop hands datagrams over one per turn, and a control step
+        with its writes can run between two of them. Called right before
+        deciding on writes, it makes the decision see all the desk sent until
+        then: a hand's move, or a network's second copy of a poll answer,
+        which read after our write would show the level from before it and
+        pass for a hand pulling the fader back.
+        """
+        count = 0
+        for _ in range(MAX_QUEUED_READ):
+            if self._socket is None:
+                break
+            try:
+                data, addr = self._socket.recvfrom(MAX_DATAGRAM_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # an ICMP report queued by IP_RECVERR surfaces as an error of the next read
+                self._on_socket_error(exc)
+                continue
+            count += 1
+            self._on_datagram(data, (addr[0], addr[1]))
+        return count
+
     def _on_datagram(self, data: bytes, peer: Peer) -> None:
         now = self._now()
         if self._peer is None or not self._from_desk(peer):
@@ -625,9 +646,6 @@ class OscDeskDriver:
             return
         self.stats.received += 1
         self._last_rx = now
-        if self._is_duplicate(message.address, data, now):
-            self.stats.duplicates += 1
-            return
         for fut in self._waiters.pop(message.address, []):
             if not fut.done():
                 fut.set_result(message)
@@ -635,21 +653,6 @@ class OscDeskDriver:
             answer = self._poll_answer(message.address, now)
             if answer is not None:
                 self._apply(message, "external", answer=answer)
-
-    def _is_duplicate(self, address: str, data: bytes, now: float) -> bool:
-        """Whether ``data`` is a second copy of the desk's previous datagram to ``address`` (see DUPLICATE_WINDOW_S).
-
-        Without a write of ours in between a copy restates what the view holds
-        and is harmless; with one, it would read as a hand pulling the fader
-        back to where it was.
-        """
-        if address not in self._by_address:
-            return False
-        previous = self._last_datagram.get(address)
-        self._last_datagram[address] = (data, now)
-        if previous is None or previous[0] != data or now - previous[1] >= DUPLICATE_WINDOW_S:
-            return False
-        return self._last_write_at.get(address, -math.inf) > previous[1]
 
     def _apply(self, message: osc.OscMessage, source: Source, *, answer: bool = False) -> None:
         """Update the view from a desk message; report changes as events."""

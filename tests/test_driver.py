@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import replace
 
 import pytest
 
 from ailive.consoles import osc
-from ailive.consoles.driver import DUPLICATE_WINDOW_S, DeskOfflineError, OscDeskDriver
+from ailive.consoles.driver import DeskOfflineError, OscDeskDriver
 from ailive.consoles.errors import DeskError, DeskIdentityError, DeskUnreachableError
 from ailive.consoles.events import DeskConnected, DeskLost, FaderMoved, MuteChanged, NameChanged, PacketRejected
 from ailive.consoles.profile import get_profile
@@ -102,25 +103,38 @@ async def test_echoing_desk_own_writes_are_not_engineer_moves():
             assert [e for e in events if isinstance(e, FaderMoved)] == []
 
 
-async def test_a_second_copy_of_a_desk_datagram_after_our_write_is_not_a_hand(x32_sim):
-    """Networks duplicate datagrams; a copy arriving after one of our writes shows the level from before it."""
+async def test_what_waits_in_the_socket_is_read_before_a_write_so_a_second_copy_is_no_hand(x32_sim):
+    """Networks duplicate datagrams. A copy still queued when the bridge writes shows the level from before
+    the write; read after it, it would pass for a hand pulling the fader back. The engine reads the queue first."""
     events: list = []
     async with driver_for(x32_sim) as driver:
         driver.add_listener(events.append)
-        x32_sim.move_fader_db(1, -20.0)  # a hand: pushed to the driver
-        await wait_for(lambda: len(events) == 1)
-        pushed = osc.encode("/ch/01/mix/fader", "f", (x32_sim.fader(1),))
+        copy = osc.encode("/ch/01/mix/fader", "f", (x32_sim.fader(1),))  # what the desk holds: its last answer, again
+        x32_sim.send_raw(copy, driver.local_address)
+        deadline = time.monotonic() + 1.0
+        while driver.read_queued() == 0:  # blocking the loop meanwhile: only read_queued can take it
+            assert time.monotonic() < deadline, "the copy never reached the socket"
+            time.sleep(0.001)
         driver.set_fader_db(1, -6.0)
-        x32_sim.send_raw(pushed, driver.local_address)  # the network's second copy of that push
-        await wait_for(lambda: driver.stats.duplicates == 1)
-        await asyncio.sleep(0.05)
-        assert len(events) == 1, events  # our write is no event, and the copy is no hand
-        assert driver.view[1].fader_db == pytest.approx(-6.0, abs=0.1)
         await wait_for(lambda: abs(x32_sim.fader_db(1) + 6.0) < 0.1)
-        await asyncio.sleep(DUPLICATE_WINDOW_S)
-        x32_sim.move_fader_db(1, -20.0)  # the same level later is a hand again
+        await asyncio.sleep(0.05)
+        assert events == []
+        assert driver.view[1].fader_db == pytest.approx(-6.0, abs=0.1)
+        assert driver.read_queued() == 0
+
+
+async def test_the_same_push_again_after_our_write_is_a_hand(x32_sim):
+    """A second controller (or a hand) putting the fader back where it was is seen, however soon."""
+    events: list = []
+    async with driver_for(x32_sim) as driver:
+        driver.add_listener(events.append)
+        x32_sim.move_fader_db(1, -20.0)
+        await wait_for(lambda: len(events) == 1)
+        driver.set_fader_db(1, -6.0)
+        await wait_for(lambda: abs(x32_sim.fader_db(1) + 6.0) < 0.1)
+        x32_sim.move_fader_db(1, -20.0)  # the same datagram as the first push
         await wait_for(lambda: len(events) == 2)
-        assert events[1].source == "external" and driver.stats.duplicates == 1
+        assert events[1].source == "external" and events[1].db == pytest.approx(-20.0, abs=0.1)
 
 
 async def test_subscription_is_renewed_and_lapses_when_the_driver_stops():

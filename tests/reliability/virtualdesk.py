@@ -36,6 +36,9 @@ class VirtualDesk:
         self.on_write: WriteCheck | None = None
         self._listeners: list[Callable[[DeskEvent], None]] = []
 
+    def read_queued(self) -> int:
+        return 0  # its events reach the engine as they happen: nothing ever waits
+
     def add_listener(self, listener: Callable[[DeskEvent], None]) -> None:
         self._listeners.append(listener)
 
