@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import json
 import os
 import re
-import json
 import socket
 import subprocess
 import sys
@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 
 #: How often ``JackSource.next_block`` looks at the ring's write counter, seconds.
 POLL_S = 0.003
-#: Frames kept free between the writer and the oldest readable frame, so a copy
-#: out of the ring never races the block JACK is writing (>= two JACK periods).
-RING_GUARD_FRAMES = 8192
 #: File types ``FileSource.from_directory`` takes.
 AUDIO_SUFFIXES = (".wav", ".flac")
 #: How long the JACK tap process may take to start and answer (Python, numpy and libjack load first).
@@ -284,11 +281,13 @@ class JackSource(_StartStop):
         self._usable_frames = 0
         self._read_frames = 0
         self._overruns = 0
+        self._xruns_when_closed = 0
         self._died_reason: str | None = None  # set when the tap closed on its own: server gone, process died
 
     @property
     def xruns(self) -> int:
-        return self._ring.xruns if self._ring is not None else 0
+        """Xruns JACK reported to the tap since it was last opened (kept once it is closed)."""
+        return self._ring.xruns if self._ring is not None else self._xruns_when_closed
 
     @property
     def overruns(self) -> int:
@@ -350,6 +349,7 @@ class JackSource(_StartStop):
         self._usable_frames = int(answer["usable_frames"])
         self._read_frames = 0
         self._overruns = 0
+        self._xruns_when_closed = 0
         self._died_reason = None
         log.info("tapping %d channels as JACK client %r at %d Hz (tap process %d)", len(self.port_names),
                  self.port_names[0].split(":")[0] if self.port_names else self.client_name, self.sample_rate, tap.pid)
@@ -386,6 +386,8 @@ class JackSource(_StartStop):
     async def stop(self) -> None:
         """Close the tap: its process leaves JACK and exits; the reason it died, if it did, is kept for start()."""
         self._gone()
+        if self._ring is not None:
+            self._xruns_when_closed = self._ring.xruns
         ring, self._ring = self._ring, None
         tap, self._tap = self._tap, None
         if tap is not None:

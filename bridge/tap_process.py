@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .sources import RING_GUARD_FRAMES, AudioSourceError, match_port, open_jack_client, port_short_names
-from .tap_ring import TapRequest, TapRing
+from .sources import AudioSourceError, match_port, open_jack_client, port_short_names
+from .tap_ring import RING_GUARD_FRAMES, WRITTEN, XRUNS, TapRequest, TapRing
 
 #: How often the main thread looks for a JACK shutdown while it waits on its pipe, seconds.
 WATCH_S = 0.2
@@ -108,7 +108,7 @@ class Tap:
     def _process(self, frames: int) -> None:
         # JACK's real-time thread: copy, advance the counter, nothing else.
         header, total = self.ring.header, self.ring.ring_frames  # type: ignore[union-attr]
-        written = int(header[0])
+        written = int(header[WRITTEN])
         start = written % total
         stop = start + frames
         if stop <= total:
@@ -120,7 +120,7 @@ class Tap:
                 buffer = port.get_array()
                 row[start:] = buffer[:split]
                 row[: frames - split] = buffer[split:]
-        header[0] = written + frames
+        header[WRITTEN] = written + frames
 
     def _process_timed(self, frames: int) -> None:
         began = time.perf_counter_ns()
@@ -128,7 +128,7 @@ class Tap:
         self.timing.record(began)  # type: ignore[union-attr]
 
     def _xrun(self, delayed_usecs: float) -> None:
-        self.ring.header[1] += 1  # type: ignore[union-attr]
+        self.ring.header[XRUNS] += 1  # type: ignore[union-attr]
 
     def _shutdown(self, status: Any, reason: str) -> None:
         self.ring.mark_died(reason or "the JACK server shut the tap down")  # type: ignore[union-attr]
@@ -176,6 +176,9 @@ def main() -> int:
     except (ValueError, TypeError) as exc:
         reply({"error": f"the tap process was started with a bad request: {exc}"})
         return 2
+    except Exception as exc:  # libjack refusing something unforeseen: still one line for the engineer
+        reply({"error": f"the JACK tap could not start: {type(exc).__name__}: {exc}"})
+        return 1
     try:
         reply(tap.describe())
         wait_for_the_end(tap)

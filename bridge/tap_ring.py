@@ -24,6 +24,9 @@ WRITTEN, XRUNS, DIED = 0, 1, 2
 HEADER_SLOTS = 8
 REASON_BYTES = 512
 SAMPLES_OFFSET = HEADER_SLOTS * 8 + REASON_BYTES
+#: Frames kept free between the writer and the oldest readable frame, so a copy
+#: out of the ring never races the block JACK is writing (>= two JACK periods).
+RING_GUARD_FRAMES = 8192
 #: Where the ring's file is made: memory-backed on Linux.
 SHM_FOLDER = Path("/dev/shm")
 
