@@ -90,6 +90,7 @@ class DriverStats:
     writes: int = 0
     skipped_equal: int = 0  # writes not sent because the desk already holds that step
     deferred: int = 0  # writes delayed by the per-address rate limit
+    cancelled: int = 0  # delayed writes dropped because the desk's fader moved meanwhile
     received: int = 0
     rejected: int = 0  # garbage, wrong type, foreign source
     own_echoes: int = 0
@@ -583,6 +584,13 @@ class OscDeskDriver:
         elif not math.isnan(before):
             self._unconfirmed[address] = _Unconfirmed(self.profile.law.step_of(before), sent_step)
 
+    def _cancel_pending(self, address: str) -> None:
+        """A hand (or a scene recall) beats a write still waiting for the rate limit: it was decided before."""
+        pending = self._pending.pop(address, None)
+        if pending is not None:
+            pending.handle.cancel()
+            self.stats.cancelled += 1
+
     def _flush(self, address: str) -> None:
         pending = self._pending.pop(address, None)
         if pending is not None and self.connected:
@@ -675,6 +683,7 @@ class OscDeskDriver:
             changed = math.isnan(view.fader) or p.law.step_of(view.fader) != step
             if changed and source == "external":
                 self._last_sent.pop(message.address, None)  # the desk moved on from our last write
+                self._cancel_pending(message.address)
             self._store_fader(view, held)
             if changed and source == "external" and not clamped:  # a clamped report is never sent back to the desk
                 self._engineer_wins(message.address, held, now)

@@ -62,6 +62,19 @@ async def test_writes_are_rate_limited_per_fader_latest_wins(x32_sim):
         assert driver.stats.deferred == 9
 
 
+async def test_a_hand_cancels_a_write_still_waiting_for_the_rate_limit(x32_sim):
+    async with driver_for(x32_sim) as driver:
+        driver.set_fader_db(1, -10.0)  # sent at once
+        driver.set_fader_db(1, -12.0)  # decided now, due one rate-limit period later
+        assert driver.stats.deferred == 1
+        x32_sim.move_fader_db(1, -30.0)  # a hand (or a scene recall) meanwhile
+        await wait_for(lambda: abs(driver.view[1].fader_db + 30.0) < 0.2)
+        await asyncio.sleep(3.0 / x32_sim.profile.max_writes_per_s)
+        assert driver.stats.cancelled == 1
+        assert x32_sim.fader_db(1) == pytest.approx(-30.0, abs=0.2)  # the hand's level stands
+        assert x32_sim.stats.writes["/ch/01/mix/fader"] <= 2  # ours, and at most the hand's level sent back
+
+
 async def test_second_client_move_is_an_external_event_and_own_writes_are_not(x32_sim):
     events: list = []
     async with driver_for(x32_sim) as driver, OscPeer(x32_sim.address) as other:
