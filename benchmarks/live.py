@@ -50,7 +50,6 @@ class LiveRun:
     hog_cpu: int | None = None
     bridge_cpu: int | None = None
     switch_interval_ms: float | None = None  # an experiment; None leaves Python's default, as the bridge ships
-    control_priority: int | None = None  # an experiment; None leaves the runner's SCHED_FIFO priority
     busy_sample_s: float = 1.0  # how long the machine's load is read before the run
 
 
@@ -192,7 +191,6 @@ async def _bridge(run: LiveRun, server: JackServer, desk_port: int, monitor: Xru
         "--server", server.name, "--ports", f"{PLAYER}:out_", "--desk", f"127.0.0.1:{desk_port}",
         "--journal", str(workdir / "journal"), "--out", str(out),
         *(["--switch-interval-ms", str(run.switch_interval_ms)] if run.switch_interval_ms is not None else []),
-        *(["--control-priority", str(run.control_priority)] if run.control_priority is not None else []),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert child.stdout is not None and child.stderr is not None
     errors = asyncio.create_task(child.stderr.read())  # drained all along: a full pipe would stall the bridge
@@ -253,7 +251,7 @@ async def _run(run: LiveRun) -> dict[str, object]:
             player = json.loads(player_out.read_text())
     return {"channels": run.channels, "period_frames": run.period_frames, "seconds": run.seconds,
             "hog_cpu": run.hog_cpu, "bridge_cpu": run.bridge_cpu,
-            "switch_interval_ms": run.switch_interval_ms, "control_priority": run.control_priority, "conditions": conditions,
+            "switch_interval_ms": run.switch_interval_ms, "conditions": conditions,
             "player_only_s": baseline_s, "xruns_player_only": xruns_player_only,
             "dsp_load_player_only_p50_percent": float(np.percentile(baseline, 50)) if baseline else None,
             "player": player, "desk_writes": writes, **measured}

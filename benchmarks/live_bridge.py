@@ -52,13 +52,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="an experiment: how long a thread may hold the GIL while the JACK thread waits")
-    parser.add_argument("--control-priority", type=int, default=None,
-                        help="an experiment: the control loop's SCHED_FIFO priority instead of the runner's")
     args = parser.parse_args()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000.0)
-    if args.control_priority is not None:
-        runner.CONTROL_LOOP_RT_PRIORITY = args.control_priority
     host, port = args.desk.rsplit(":", 1)
     profile = wide_profile(args.channels)
     show = bench_show(profile, args.channels, DeskAddress(host, int(port)),

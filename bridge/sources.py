@@ -275,7 +275,6 @@ class JackSource(_StartStop):
         self.timing_path = timing_path
         self.sample_rate = 0  # known once started
         self.port_names: list[str] = []  # full JACK names of our input ports, once started
-        self.tap_pid: int | None = None
         self._tap: subprocess.Popen[bytes] | None = None
         self._ring: TapRing | None = None
         self._usable_frames = 0
@@ -301,6 +300,11 @@ class JackSource(_StartStop):
     @property
     def shutdown_reason(self) -> str:
         return self._gone() or ""
+
+    @property
+    def tap_pid(self) -> int | None:
+        """The tap process, while the tap is open."""
+        return self._tap.pid if self._tap is not None else None
 
     @property
     def backlog_frames(self) -> int:
@@ -343,7 +347,7 @@ class JackSource(_StartStop):
             _end(tap)
             raise AudioSourceError(f"cannot map the JACK tap's ring: {exc}") from exc
         ring.unlink()  # both sides hold it mapped; nothing is left behind whoever exits first
-        self._tap, self._ring, self.tap_pid = tap, ring, tap.pid
+        self._tap, self._ring = tap, ring
         self.sample_rate = int(answer["sample_rate"])
         self.port_names = list(answer["port_names"])
         self._usable_frames = int(answer["usable_frames"])

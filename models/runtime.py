@@ -224,7 +224,7 @@ class AlmRuntime:
         state.silent_frames = np.where(active, 0, state.silent_frames + frames_per_slow)
         state.active = active
         state.heard |= active
-        (state.slow,) = self._slow.run(None, {"patches": patches.astype(np.float32), "active": active})
+        (state.slow,) = self._slow.run(None, {"patches": patches.astype(np.float32, copy=False), "active": active})
 
     def _run_fast(self, state: AlmState) -> None:
         rms = conditioning_db(state.mean_squares).astype(np.float32)
