@@ -96,12 +96,16 @@ async def simulated_desk(
     seed: int | None = None,
     send_to: Peer | None = None,
     profile_dirs: list[Path] | None = None,
+    echo: str | None = None,
 ) -> AsyncIterator[SimulatedDesk]:
     """A running :class:`SimulatedDesk` (``port=0``: a free port), stopped on leaving the block.
 
     ``seed`` makes injected packet loss repeatable; ``send_to`` is where a
-    desk that does not answer the sender sends (DiGiCo's External Control).
+    desk that does not answer the sender sends (DiGiCo's External Control);
+    ``echo`` whether a client's own sets come back to it (``none``, ``changes``,
+    ``all``; default: as the profile says).
     """
-    desk = SimulatedDesk(resolve_profile(profile, profile_dirs), host, port, channels, seed=seed, send_to=send_to)
+    desk = SimulatedDesk(resolve_profile(profile, profile_dirs), host, port, channels, seed=seed, send_to=send_to,
+                         echo=echo)
     async with desk:
         yield desk

@@ -10,13 +10,15 @@ belongs is dropped), the profile's query form and answer shape, and meters.
 A desk without a subscription feeds back to its one configured device
 (``send_to``), or, with none configured, to the first client that talks to it;
 other clients get nothing. A Python API injects engineer moves, packet loss,
-delay, duplicates, reordering and restarts. Garbage never changes state: it is counted in
-:attr:`DeskSimulator.stats`.
+delay, duplicates, reordering and restarts; :attr:`DeskSimulator.echo` says whether a
+client's own sets come back to it (never, on a change, or always). Garbage never changes
+state: it is counted in :attr:`DeskSimulator.stats`.
 """
 from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,11 @@ from ..profile import ChannelParam, Profile
 
 Peer = tuple[str, int]
 Value = int | float | str
+#: Whether a client's own set comes back to it: never (the X32 emulator), when it changed or
+#: was clamped (DiGiCo), or every accepted set (Behringer's protocol notes: "the server echoes").
+ECHO_MODES = ("none", "changes", "all")
+#: Queries remembered with their arrival time (loop clock), newest last.
+QUERY_LOG_SIZE = 8192
 
 
 @dataclass
@@ -55,7 +62,11 @@ class SimStats:
     held_by_hand: int = 0  # fader writes that did not move a fader the engineer's hand holds
     unanswered: int = 0  # queries from a client that is not the desk's device (single-client rule)
     send_errors: int = 0  # ICMP errors: nothing listens where the desk sends
+    echoed: int = 0  # a client's own sets sent back to it
+    queries: int = 0  # datagrams in the query form, answered or not
     writes: dict[str, int] = field(default_factory=dict)  # address -> accepted sets
+    #: (arrival time on the loop clock, queried address) of the latest queries
+    query_log: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=QUERY_LOG_SIZE))
 
     def total_writes(self) -> int:
         return sum(self.writes.values())
@@ -68,6 +79,7 @@ class Faults:
     loss_in: float = 0.0  # probability a datagram to the desk is dropped
     loss_out: float = 0.0  # probability a datagram from the desk is dropped
     delay_s: float = 0.0  # added to every datagram the desk sends
+    delay_in_s: float = 0.0  # added to every datagram sent to the desk (with delay_s: the round trip)
     duplicate: float = 0.0  # probability a sent datagram goes out twice
     reorder: float = 0.0  # probability a datagram, either way, is held back so later ones overtake it
     reorder_s: float = 0.03  # how long a held-back datagram waits
@@ -106,6 +118,7 @@ class DeskSimulator:
         *,
         seed: int | None = None,
         send_to: Peer | None = None,
+        echo: str | None = None,
     ) -> None:
         self.profile = profile
         self.host = host
@@ -116,6 +129,9 @@ class DeskSimulator:
             raise ValueError("a simulator needs at least one channel")
         self.faults = Faults()
         self.stats = SimStats()
+        self._echo = "changes" if profile.echoes_own_writes else "none"
+        if echo is not None:
+            self.echo = echo
         self._random = random.Random(seed)
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,6 +188,22 @@ class DeskSimulator:
     @property
     def address(self) -> Peer:
         return (self.host, self.port)
+
+    @property
+    def echo(self) -> str:
+        """Whether a client's own sets come back to it: ``none``, ``changes`` (or clamps), ``all``.
+
+        The default follows the profile (``echoes_own_writes``: ``changes``); set it to test a
+        driver against a desk or firmware that echoes differently. Echoes travel with the
+        delay fault like every datagram the desk sends.
+        """
+        return self._echo
+
+    @echo.setter
+    def echo(self, mode: str) -> None:
+        if mode not in ECHO_MODES:
+            raise ValueError(f"echo must be one of {', '.join(ECHO_MODES)}, not {mode!r}")
+        self._echo = mode
 
     @property
     def running(self) -> bool:
@@ -271,8 +303,9 @@ class DeskSimulator:
         if self.faults.loss_in and self._random.random() < self.faults.loss_in:
             self.stats.dropped_by_loss += 1
             return
-        if self._held_back() and self._loop is not None:
-            self._loop.call_later(self.faults.reorder_s, self._receive, data, peer)
+        delay_s = self.faults.delay_in_s + (self.faults.reorder_s if self._held_back() else 0.0)
+        if delay_s > 0 and self._loop is not None:
+            self._loop.call_later(delay_s, self._receive, data, peer)
             return
         self._receive(data, peer)
 
@@ -324,6 +357,9 @@ class DeskSimulator:
         p = self.profile
         address = message.address
         queried = p.queried(address) if not message.args else None
+        if queried is not None and (p.query_suffix or queried in p.sim.replies or queried in self.params):
+            self.stats.queries += 1
+            self.stats.query_log.append((self._now(), queried))
         if queried is not None and queried in p.sim.replies:
             self._send_reply(queried, peer)
         elif p.subscription is not None and address == p.subscription.address:
@@ -430,11 +466,8 @@ class DeskSimulator:
     def _held_by_hand(self, param: Param, wanted: Value, writer: Peer) -> None:
         """A remote write to a fader under the engineer's hand: the fader stays; an echoing desk says where."""
         self.stats.held_by_hand += 1
-        if wanted != param.value and self.profile.echoes_own_writes:
-            data = osc.encode(param.address, param.type, (param.value,))
-            for peer in self.subscribers():
-                if self._writes_for(writer, peer):
-                    self._send(data, peer)
+        if self.echo == "all" or (wanted != param.value and self.echo == "changes"):
+            self._echo_to(writer, osc.encode(param.address, param.type, (param.value,)))
 
     def _writes_for(self, writer: Peer | None, peer: Peer) -> bool:
         """Whether ``peer`` is where ``writer``'s own feedback lands (itself, or the destination of its desk's device)."""
@@ -479,11 +512,20 @@ class DeskSimulator:
         data = osc.encode(address, param.type, (param.value,))
         hidden = self._hand_move_hidden(param, writer)
         for peer in self.subscribers():
-            if self._writes_for(writer, peer):
-                if echo and self.profile.echoes_own_writes:
-                    self._send(data, peer)
-            elif not hidden:
+            if not self._writes_for(writer, peer) and not hidden:
                 self._send(data, peer)
+        if writer is not None and (self.echo == "all" or (echo and self.echo == "changes")):
+            self._echo_to(writer, data)
+
+    def _echo_to(self, writer: Peer, data: bytes) -> None:
+        """A client's own set sent back: to a subscriber (or its desk's device); ``all``: to any writer."""
+        targets = [peer for peer in self.subscribers() if self._writes_for(writer, peer)]
+        if not targets and self.echo == "all":
+            target = self._answer_to(writer)
+            targets = [target] if target is not None else []
+        for peer in targets:
+            self.stats.echoed += 1
+            self._send(data, peer)
 
     def _send(self, data: bytes, peer: Peer) -> None:
         if self._transport is None:
