@@ -243,9 +243,10 @@ class JackSource(_StartStop):
     The JACK client lives in a process of its own (``tap_process``), so its
     real-time callback never waits for this process's GIL, which the control
     loop holds for milliseconds at a time. The callback copies each period
-    into a shared-memory ring (``tap_ring``) and advances one counter; this
-    side polls the counter, copies blocks out, and re-checks the counter after
-    copying, so audio overwritten meanwhile is never handed out.
+    into a shared-memory ring (``tap_ring``) and advances its counters; this
+    side polls the count, copies blocks out, and checks after copying that
+    none of it was overwritten meanwhile (the ring's protocol), so a torn
+    block is never handed out, on x86-64 or aarch64.
     """
 
     realtime = True
@@ -375,15 +376,17 @@ class JackSource(_StartStop):
         return self._take(self._ring, frames)
 
     def _take(self, ring: TapRing, frames: int) -> Block:
+        overwritten = False
         while True:
-            written = ring.written
-            if written - self._read_frames > self._usable_frames:
+            written = ring.available()
+            if overwritten or written - self._read_frames > self._usable_frames:
                 self._read_frames = written - frames
                 self._overruns += 1
             start = self._read_frames
-            samples = _copy_out(ring, start, frames)
-            if ring.written - start <= self._usable_frames:
+            samples = ring.read(start, frames)
+            if samples is not None:
                 break
+            overwritten = True  # the tap overwrote part of the copy meanwhile: skip to the newest audio
         self._read_frames = start + frames
         return Block(samples, start, self.sample_rate)
 
@@ -428,14 +431,6 @@ def _end(tap: subprocess.Popen[bytes]) -> None:
         log.warning("the JACK tap process %d did not exit within %g s; killed", tap.pid, TAP_STOP_TIMEOUT_S)
         tap.kill()
         tap.wait()
-
-
-def _copy_out(ring: TapRing, start_frame: int, frames: int) -> np.ndarray:
-    start = start_frame % ring.ring_frames
-    stop = start + frames
-    if stop <= ring.ring_frames:
-        return ring.samples[:, start:stop].copy()
-    return np.concatenate((ring.samples[:, start:], ring.samples[:, : stop - ring.ring_frames]), axis=1)
 
 
 class FileSource(_StartStop):

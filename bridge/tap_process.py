@@ -5,7 +5,7 @@ and a Python callback needs its process's GIL. In the bridge's process the
 control loop holds the GIL for milliseconds at a time (features, the model),
 so the callback waited and JACK counted xruns. Here the only other thread
 is the main one, asleep on its pipe: the callback copies each port into the
-shared ring (``tap_ring``), advances one counter, and returns.
+shared ring (``tap_ring``, whose protocol orders the copy and its counters), and returns.
 
 Protocol: one JSON line in (a :class:`TapRequest`), one JSON line out (the
 ring's file, rate and port names, or ``{"error": ...}``), then the tap runs
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .sources import AudioSourceError, match_port, open_jack_client, port_short_names
-from .tap_ring import RING_GUARD_FRAMES, WRITTEN, XRUNS, TapRequest, TapRing
+from .tap_ring import RING_GUARD_FRAMES, XRUNS, TapRequest, TapRing
 
 #: How often the main thread looks for a JACK shutdown while it waits on its pipe, seconds.
 WATCH_S = 0.2
@@ -76,7 +76,6 @@ class Tap:
         self.usable_frames = max(1, round(request.ring_seconds * self.sample_rate))
         ring_frames = self.usable_frames + max(RING_GUARD_FRAMES, 2 * int(client.blocksize))
         self.ring = TapRing.create(len(request.channel_names), ring_frames)
-        self.rows = list(self.ring.samples)
         try:
             self.ports = [client.inports.register(name) for name in port_short_names(request.channel_names)]
         except jack.JackError as exc:
@@ -106,21 +105,8 @@ class Tap:
                 "sample_rate": self.sample_rate, "port_names": [port.name for port in self.ports]}
 
     def _process(self, frames: int) -> None:
-        # JACK's real-time thread: copy, advance the counter, nothing else.
-        header, total = self.ring.header, self.ring.ring_frames  # type: ignore[union-attr]
-        written = int(header[WRITTEN])
-        start = written % total
-        stop = start + frames
-        if stop <= total:
-            for row, port in zip(self.rows, self.ports):
-                row[start:stop] = port.get_array()
-        else:
-            split = total - start
-            for row, port in zip(self.rows, self.ports):
-                buffer = port.get_array()
-                row[start:] = buffer[:split]
-                row[: frames - split] = buffer[split:]
-        header[WRITTEN] = written + frames
+        # JACK's real-time thread: copy into the ring, nothing else.
+        self.ring.write([port.get_array() for port in self.ports], frames)  # type: ignore[union-attr]
 
     def _process_timed(self, frames: int) -> None:
         began = time.perf_counter_ns()
@@ -144,7 +130,6 @@ class Tap:
         if self.timing is not None:
             self.timing.save()
         if self.ring is not None:
-            self.rows = []
             self.ring.unlink()
             self.ring.close()
 
