@@ -467,13 +467,16 @@ def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: floa
     """Put the faders back where they were when the bridge last armed.
 
     Works from the journal on disk, so it also works after a crash or a
-    SIGKILL. Every fader is read back; a mismatch is a non-zero exit.
+    SIGKILL. The snapshot must be this show's (desk, address, channel map)
+    and every level one the desk can hold, else nothing is written.
+    Excluded channels are left alone. Every fader is read back; a mismatch
+    is a non-zero exit.
 
     \b
     Example:
       ailive restore show.toml --journal ailive-journal
     """
-    from .runner import restore_show
+    from .restore import restore_show
 
     show = _load_show_or_fail(show_file, desk, profile_dirs)
     result = _run_async(lambda: restore_show(show, journal_dir, timeout_s))
@@ -483,6 +486,8 @@ def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: floa
     for ch, db in sorted(result.restored.items()):
         marker = "  MISMATCH" if ch in result.failed else ""
         console.print(f"  ch {ch:>2}: {_format_db(db)} (snapshot {_format_db(result.snapshot.faders_db[ch])}){marker}")
+    for ch in result.skipped:
+        console.print(f"  ch {ch:>2}: left alone (excluded: the engineer's)")
     if result.failed:
         fail(f"{len(result.failed)} faders did not take the snapshot value: {', '.join(map(str, result.failed))}")
 

@@ -1,26 +1,33 @@
 """The journal: an append-only JSONL record of every move and event, and the arm-time snapshot.
 
-The snapshot is written and fsynced before the first move, so ``ailive
-restore`` can put the desk back even after the bridge was killed with
-SIGKILL. Everything else is flushed at least once a second. A journal that
-cannot be written (a full disk) is an error at arm time: the bridge refuses
-to arm when it cannot promise a restore, and disarms when it can no longer
-explain its moves. Records that did not reach the disk stay buffered and go
-out with the next flush that succeeds.
+Every record reaches the kernel as it is written, so a bridge killed with
+SIGKILL loses none of its moves; the file is fsynced once a second, and the
+arm snapshot at once, before the first move, so ``ailive restore`` can put
+the desk back after any crash. The snapshot names the show file, the desk and
+the channel map, so a restore can tell whether it belongs to the show it is
+asked to restore. A journal that cannot be written (a full disk) is an error
+at arm time: the bridge refuses to arm when it cannot promise a restore, and
+disarms when it can no longer explain its moves. Records that did not reach
+the disk stay buffered and go out with the next write that succeeds.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
+import reprlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TextIO
 
 from ailive.consoles.errors import AiliveError
 
-#: Longest a record may sit in the buffer before it reaches the disk.
+if TYPE_CHECKING:
+    from ailive.consoles.show import Show
+
+#: Longest the records may wait in the kernel's cache before they are synced to the disk.
 FLUSH_PERIOD_S = 1.0
 
 
@@ -40,30 +47,54 @@ def decode_db(value: float | str) -> float:
 
 
 @dataclass(frozen=True)
+class MappedChannel:
+    """One [[channel]] of the show that armed, as the arm record names it."""
+
+    port: str
+    mode: str
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """The faders as the engineer had them when the bridge armed."""
+    """The faders as the engineer had them when the bridge armed, and which show, desk and channel map armed."""
 
     time_s: float
     show: str
     profile: str
     desk: str
     faders_db: dict[int, float]  # desk channel -> dB
+    file: str = ""  # the show file that armed
+    channels: dict[int, MappedChannel] | None = None  # None: an arm record without a channel map
+    moved_after: frozenset[int] = field(default_factory=frozenset)  # channels the bridge moved after this arm
 
 
 def journal_path(directory: Path, show_name: str) -> Path:
     return directory / f"{show_name}.jsonl"
 
 
+def show_identity(show: "Show") -> dict[str, Any]:
+    """What the arm record says about the show beyond its name: the file and the channel map."""
+    return {"file": str(Path(show.path).resolve()),
+            "channels": {str(c.desk_channel): {"port": c.port, "mode": c.mode} for c in show.channels}}
+
+
 class Journal:
     """Appends records for one show to ``<directory>/<show>.jsonl``."""
 
-    def __init__(self, directory: Path, show_name: str, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, directory: Path, show_name: str, wall_clock: Callable[[], float] = time.time,
+                 identity: Mapping[str, Any] | None = None) -> None:
         self.path = journal_path(directory, show_name)
         self.show_name = show_name
         self._wall_clock = wall_clock
+        self._identity = dict(identity or {})
         self._file: TextIO | None = None
-        self._last_flush_s = -math.inf
+        self._last_sync_s = -math.inf
         self.records = 0
+
+    @classmethod
+    def for_show(cls, directory: Path, show: "Show", wall_clock: Callable[[], float] = time.time) -> "Journal":
+        """The journal of ``show``, whose arm records name its file and channel map."""
+        return cls(directory, show.name, wall_clock, show_identity(show))
 
     def open(self) -> None:
         try:
@@ -103,32 +134,27 @@ class Journal:
 
     def write_snapshot(self, faders_db: dict[int, float], profile: str, desk: str) -> None:
         """Record the arm-time snapshot and make it durable before anything moves."""
-        self.write("arm", show=self.show_name, profile=profile, desk=desk,
+        self.write("arm", show=self.show_name, profile=profile, desk=desk, **self._identity,
                    faders={str(ch): encode_db(db) for ch, db in sorted(faders_db.items())})
         self._sync()
 
     def write(self, kind: str, **fields: Any) -> None:
+        """Append one record and hand it to the kernel at once: a killed process loses none."""
         if self._file is None:
             raise JournalError(f"the journal {self.path} is not open")
         record = {"t": round(self._wall_clock(), 6), "kind": kind, **fields}
         try:
             self._file.write(json.dumps(record, allow_nan=False) + "\n")
+            self.records += 1
+            self._file.flush()
         except (OSError, ValueError) as exc:
-            raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
-        self.records += 1
+            raise JournalError(f"cannot write the journal {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
 
     def flush_if_due(self, now_s: float) -> None:
-        """Flush when the last flush is more than :data:`FLUSH_PERIOD_S` old."""
-        if now_s - self._last_flush_s >= FLUSH_PERIOD_S:
-            self._last_flush_s = now_s
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.flush()
-            except OSError as exc:
-                raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") from None
+        """Sync to the disk when the last sync is more than :data:`FLUSH_PERIOD_S` old (a power cut loses at most that)."""
+        if now_s - self._last_sync_s >= FLUSH_PERIOD_S:
+            self._last_sync_s = now_s
+            self._sync()
 
     def _sync(self) -> None:
         if self._file is None:
@@ -140,34 +166,116 @@ class Journal:
             raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") from None
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every complete record; a line cut short by a crash is skipped, not fatal."""
+#: How an arm record starts to read, enough to know a damaged line was one.
+_ARM_MARK = b'"kind": "arm"'
+_CHANNEL_KEY = re.compile(r"[1-9][0-9]{0,3}")
+
+
+@dataclass(frozen=True)
+class _Line:
+    number: int
+    raw: bytes
+    record: dict[str, Any] | None  # None: the line is damaged (cut short, not UTF-8, not a JSON object, NaN, nested too deep)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        record = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) and "kind" in record else None
+
+
+def _read_lines(path: Path) -> list[_Line]:
+    try:
+        data = path.read_bytes()
     except FileNotFoundError:
         raise JournalError(f"no journal at {path}: was the show ever armed with this journal directory?") from None
     except OSError as exc:
         raise JournalError(f"cannot read the journal {path}: {exc.strerror}") from None
-    records = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "kind" in record:
-            records.append(record)
-    return records
+    return [_Line(number, raw, _parse(raw)) for number, raw in enumerate(data.split(b"\n"), 1) if raw.strip()]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every intact record; a damaged line (cut short by a crash, a flipped byte) is skipped, not fatal."""
+    return [line.record for line in _read_lines(path) if line.record is not None]
 
 
 def last_snapshot(directory: Path, show_name: str) -> Snapshot:
-    """The most recent arm snapshot of a show."""
+    """The most recent arm snapshot of a show, read strictly: a damaged one is an error, never half a restore.
+
+    A damaged line after it (a torn last line, a move with a flipped byte) is
+    skipped; a damaged line that was an arm record is an error, because the
+    faders it held are unknown.
+    """
     path = journal_path(directory, show_name)
-    arms = [r for r in read_records(path) if r.get("kind") == "arm"]
+    lines = _read_lines(path)
+    arms = [i for i, line in enumerate(lines) if line.record is not None and line.record.get("kind") == "arm"]
+    start = arms[-1] + 1 if arms else 0
+    for line in lines[start:]:
+        if line.record is None and _ARM_MARK in line.raw:
+            raise JournalError(f"the newest arm record in {path} (line {line.number}) is damaged: the faders it held "
+                               "are unknown, so nothing is restored")
     if not arms:
         raise JournalError(f"the journal {path} holds no arm snapshot: the bridge never armed, so there is nothing to restore")
-    record = arms[-1]
-    try:
-        faders = {int(ch): decode_db(db) for ch, db in record["faders"].items()}
-        return Snapshot(float(record["t"]), str(record["show"]), str(record["profile"]), str(record["desk"]), faders)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise JournalError(f"the last arm snapshot in {path} is damaged ({exc})") from None
+    arm = lines[arms[-1]]
+    assert arm.record is not None
+    snapshot = _snapshot(arm.record, f"the arm record on line {arm.number} of {path}")
+    moved = {line.record.get("ch") for line in lines[start:] if line.record is not None and line.record.get("kind") == "move"}
+    return replace(snapshot, moved_after=frozenset(ch for ch in moved if isinstance(ch, int)))
+
+
+def _snapshot(record: dict[str, Any], where: str) -> Snapshot:
+    """An arm record's fields, every one checked for type and shape."""
+    def damaged(why: str) -> JournalError:
+        return JournalError(f"{where} is damaged ({why}): nothing is restored")
+
+    def text(name: str, default: str | None = None) -> str:
+        value = record.get(name, default)
+        if not isinstance(value, str):
+            raise damaged(f"{name} is {reprlib.repr(value)}, not text")
+        return value
+
+    t = record.get("t")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        raise damaged(f"t is {reprlib.repr(t)}, not a time")
+    faders = record.get("faders")
+    if not isinstance(faders, dict) or not faders:
+        raise damaged(f"faders is {reprlib.repr(faders)}, not a table of fader levels")
+    levels = {_channel(key, damaged): _level(key, value, damaged) for key, value in faders.items()}
+    return Snapshot(float(t), text("show"), text("profile"), text("desk"), levels, text("file", ""),
+                    _channel_map(record.get("channels"), damaged))
+
+
+def _channel(key: str, damaged: Callable[[str], JournalError]) -> int:
+    if not _CHANNEL_KEY.fullmatch(key):
+        raise damaged(f"{reprlib.repr(key)} is not a desk channel")
+    return int(key)
+
+
+def _level(key: str, value: Any, damaged: Callable[[str], JournalError]) -> float:
+    """A fader level as the snapshot writes it: a finite number, or ``"-inf"`` for a fader that is off."""
+    if value == "-inf":
+        return -math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise damaged(f"the level of channel {key} is {reprlib.repr(value)}, not a fader level")
+    return float(value)
+
+
+def _channel_map(value: Any, damaged: Callable[[str], JournalError]) -> dict[int, MappedChannel] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise damaged(f"channels is {reprlib.repr(value)}, not a channel map")
+    channels = {}
+    for key, entry in value.items():
+        port = entry.get("port") if isinstance(entry, dict) else None
+        mode = entry.get("mode") if isinstance(entry, dict) else None
+        if not isinstance(port, str) or not isinstance(mode, str):
+            raise damaged(f"the channel map's entry for {reprlib.repr(key)} is {reprlib.repr(entry)}")
+        channels[_channel(key, damaged)] = MappedChannel(port, mode)
+    return channels

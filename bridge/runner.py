@@ -1,4 +1,4 @@
-"""Assemble a show into a running bridge (``ailive run``) and put a snapshot back (``ailive restore``)."""
+"""Assemble a show into a running bridge (``ailive run``)."""
 from __future__ import annotations
 
 import asyncio
@@ -13,14 +13,13 @@ from pathlib import Path
 
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
-from ailive.consoles.faderlaw import held_db
 from ailive.consoles.show import Show
 from ailive.models.base import GainModel
 from ailive.models.registry import UnknownModelError, default_model, load_model
 from ailive.models.runtime import ModelLoadError
 
 from .engine import Engine, EngineStatus
-from .journal import Journal, JournalError, Snapshot, last_snapshot
+from .journal import Journal, JournalError
 from .sources import AudioSource, FileSource, JackSource
 from .telemetry import BrokerAddress, Telemetry, with_broker
 from .ui import headless_log, live_view
@@ -116,7 +115,7 @@ async def run_show(show: Show, options: RunOptions) -> EngineStatus:
 async def _run_show(show: Show, options: RunOptions, web_socket: socket.socket | None) -> EngineStatus:
     model = open_model(options.model)
     source = open_source(show, options.source, jack_server=options.jack_server, realtime=options.realtime)
-    journal = Journal(options.journal_dir, show.name)
+    journal = Journal.for_show(options.journal_dir, show)
     journal.open()
     driver = OscDeskDriver.for_show(show)
     try:
@@ -167,28 +166,3 @@ async def _run_show(show: Show, options: RunOptions, web_socket: socket.socket |
     if failed:
         raise RunError(f"{failed}: the bridge disarmed and refused to arm (no restore without a journal)")
     return status
-
-
-@dataclass
-class RestoreResult:
-    snapshot: Snapshot
-    restored: dict[int, float]  # channel -> level the desk holds afterwards
-    failed: list[int]
-
-
-async def restore_show(show: Show, journal_dir: Path, reply_timeout_s: float = 0.5) -> RestoreResult:
-    """Put the last arm snapshot back on the desk and read every fader back to prove it."""
-    snapshot = last_snapshot(journal_dir, show.name)
-    if snapshot.profile != show.profile.name:
-        raise RunError(f"the snapshot in {journal_dir} was taken on a {snapshot.profile} desk, the show is for {show.profile.name}")
-    channels = sorted(snapshot.faders_db)
-    for ch in channels:
-        show.profile.check_channel(ch)
-    law = show.profile.law
-    async with OscDeskDriver.for_show(show, channels=channels, reply_timeout_s=reply_timeout_s) as driver:
-        for ch in channels:
-            driver.set_fader_db(ch, snapshot.faders_db[ch])
-        await asyncio.sleep(0.1)
-        restored = {ch: await driver.read_fader_db(ch) for ch in channels}
-    failed = [ch for ch in channels if restored[ch] != held_db(law, snapshot.faders_db[ch])]  # -inf == -inf for off
-    return RestoreResult(snapshot, restored, failed)

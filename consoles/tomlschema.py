@@ -18,17 +18,43 @@ _MISSING: Any = object()
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
 
 
+#: Byte-order marks of the encodings an editor may save a file in when asked for "Unicode".
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def read_toml(path: Path, error: type[SchemaError]) -> dict[str, Any]:
-    """Parse a TOML file, turning IO and syntax errors into one readable schema error."""
+    """Parse a TOML file, turning IO, encoding and syntax errors into one readable schema error."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise error(str(path), "", "an existing file") from None
     except OSError as exc:
         raise error(str(path), "", f"a readable file ({exc.strerror})") from None
+    text = _utf8_text(data, str(path), error)
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(str(path), "", f"valid TOML ({exc})") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables by recursion
+        raise error(str(path), "", "valid TOML (its arrays or inline tables are nested too deeply to read)") from None
+
+
+def _utf8_text(data: bytes, path: str, error: type[SchemaError]) -> str:
+    """TOML is UTF-8: a file saved as UTF-16 or Latin-1 is named as such, with the fix (a UTF-8 BOM is allowed)."""
+    save_as = "save it as UTF-8"
+    for bom, encoding in _WIDE_BOMS:
+        if data.startswith(bom):
+            raise error(path, "", f"a UTF-8 text file (this one is {encoding}: {save_as})")
+    if b"\x00" in data:
+        raise error(path, "", f"a UTF-8 text file (this one holds NUL bytes, as a UTF-16 file does: {save_as})")
+    data = data.removeprefix(_UTF8_BOM)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise error(path, "", f"a UTF-8 text file (line {line} holds the byte 0x{data[exc.start]:02X}, which is not UTF-8, "
+                              f"as in a Latin-1 file: {save_as})") from None
 
 
 class TableReader:

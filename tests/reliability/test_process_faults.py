@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ailive.bridge.journal import Journal, read_records
-from ailive.bridge.runner import restore_show
+from ailive.bridge.restore import restore_show
 from tests.conftest import wait_for
 from tests.test_engine import write_stems
 
@@ -83,15 +83,17 @@ async def test_sigkill_mid_show_then_restore_puts_every_fader_back_to_the_arm_sn
 async def test_restore_takes_the_last_arm_snapshot(tmp_path):
     async with recording_desk() as desk:
         show = example_show(desk.port)
-        journal = Journal(tmp_path, show.name)
+        journal = Journal.for_show(tmp_path, show)
         with journal:
             journal.write_snapshot({ch: -10.0 for ch in SCENE}, "x32", str(show.desk))
             journal.write("move", ch=1, **{"from": -10.0}, to=-12.0, reason="model")
             journal.write_snapshot(SCENE, "x32", str(show.desk))  # killed and armed again
+        talkback = desk.fader(8)
         result = await restore_show(show, tmp_path)
-        assert result.failed == []
+        assert result.failed == [] and result.skipped == [8]
         law = desk.profile.law
-        assert {ch: desk.fader(ch) for ch in SCENE} == {ch: law.quantize(law.from_db(db)) for ch, db in SCENE.items()}
+        expected = {ch: law.quantize(law.from_db(db)) for ch, db in SCENE.items()} | {8: talkback}  # excluded: left alone
+        assert {ch: desk.fader(ch) for ch in SCENE} == expected
 
 
 async def test_a_full_disk_is_reported_and_the_bridge_refuses_to_arm(tmp_path):

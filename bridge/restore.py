@@ -1,0 +1,120 @@
+"""Put the faders back where the engineer had them when the bridge last armed (``ailive restore``).
+
+A restore writes to a desk after a crash, when nobody is watching the
+bridge, so it trusts the journal only as far as it can check it: the arm
+record must be this show's (name, desk type, desk address, channel map),
+every level must be one the desk can hold, and a damaged arm record is an
+error. Anything it cannot trust is one error line, and then nothing is
+written. Channels the show excludes are the engineer's alone and are left
+where they are, unless the bridge journaled a move of one after the arm
+(a channel handed to it during the show).
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ailive.consoles.driver import OscDeskDriver
+from ailive.consoles.errors import AiliveError
+from ailive.consoles.faderlaw import held_db
+from ailive.consoles.show import Show
+
+from .journal import Snapshot, journal_path, last_snapshot
+
+
+class RestoreError(AiliveError):
+    """The journal's snapshot is not one this restore may write."""
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    snapshot: Snapshot
+    faders_db: dict[int, float]  # channel -> the level to write
+    skipped: list[int]  # excluded channels, left where the engineer has them
+
+
+@dataclass
+class RestoreResult:
+    snapshot: Snapshot
+    restored: dict[int, float]  # channel -> level the desk holds afterwards
+    failed: list[int]
+    skipped: list[int] = field(default_factory=list)
+
+
+def plan_restore(show: Show, journal_dir: Path) -> RestorePlan:
+    """The snapshot to write, checked against the show file; a :class:`RestoreError` names what does not match."""
+    snapshot = last_snapshot(journal_dir, show.name)
+    where = f"the newest arm record in {journal_path(journal_dir, show.name)}"
+    if snapshot.show != show.name:
+        raise RestoreError(f"{where} is of show {snapshot.show!r}, not {show.name!r}: nothing is restored")
+    if snapshot.profile != show.profile.name:
+        raise RestoreError(f"{where} was taken on a {snapshot.profile} desk, the show is for {show.profile.name}: "
+                           "nothing is restored")
+    if snapshot.desk != str(show.desk):
+        raise RestoreError(f"{where} was taken on the desk at {snapshot.desk}, not {show.desk}: nothing is restored "
+                           f"(--desk {snapshot.desk} restores onto that desk)")
+    _check_channel_map(show, snapshot, where)
+    law = show.profile.law
+    for ch, db in sorted(snapshot.faders_db.items()):
+        if db != -math.inf and not law.min_db <= db <= law.max_db:
+            raise RestoreError(f"{where} holds {db:g} dB for channel {ch}, outside the {show.profile.name}'s fader range "
+                               f"({law.min_db:g} to {law.max_db:+g} dB, or off): nothing is restored")
+    assert snapshot.channels is not None
+    excluded = {c.desk_channel for c in show.channels if c.mode == "excluded"}
+    excluded |= {ch for ch, mapped in snapshot.channels.items() if mapped.mode == "excluded"}
+    skipped = sorted(excluded - snapshot.moved_after)
+    faders = {ch: db for ch, db in snapshot.faders_db.items() if ch not in skipped}
+    return RestorePlan(snapshot, faders, skipped)
+
+
+def _check_channel_map(show: Show, snapshot: Snapshot, where: str) -> None:
+    """The arm record must map the show's desk channels to the show's JACK ports, and hold a level for each."""
+    if snapshot.channels is None:
+        raise RestoreError(f"{where} names no channel map, so it cannot be told apart from another show's: "
+                           "nothing is restored")
+    ours = {c.desk_channel: c.port for c in show.channels}
+    theirs = {ch: mapped.port for ch, mapped in snapshot.channels.items()}
+    if set(theirs) != set(ours):
+        raise RestoreError(f"{where} maps desk channels {_channels(theirs)}{_file(snapshot)}, this show maps "
+                           f"{_channels(ours)}: another show with the same name? Give each show its own --journal "
+                           "folder; nothing is restored")
+    for ch in sorted(ours):
+        if theirs[ch] != ours[ch]:
+            raise RestoreError(f"{where} has desk channel {ch} fed by {theirs[ch]!r}{_file(snapshot)}, this show by "
+                               f"{ours[ch]!r}: nothing is restored")
+    if set(snapshot.faders_db) != set(ours):
+        raise RestoreError(f"{where} is damaged (levels for channels {_channels(snapshot.faders_db)}, its channel map "
+                           f"names {_channels(theirs)}): nothing is restored")
+
+
+def _channels(channels: dict[int, object]) -> str:
+    """Desk channels as runs: ``1-8, 12``."""
+    runs: list[list[int]] = []
+    for ch in sorted(channels):
+        if runs and ch == runs[-1][-1] + 1:
+            runs[-1].append(ch)
+        else:
+            runs.append([ch])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+
+
+def _file(snapshot: Snapshot) -> str:
+    return f" (show file {snapshot.file})" if snapshot.file else ""
+
+
+async def restore_show(show: Show, journal_dir: Path, reply_timeout_s: float = 0.5) -> RestoreResult:
+    """Put the last arm snapshot back on the desk and read every fader back to prove it."""
+    plan = plan_restore(show, journal_dir)
+    channels = sorted(plan.faders_db)
+    if not channels:  # every mapped channel is excluded: nothing of the bridge's to undo
+        return RestoreResult(plan.snapshot, {}, [], plan.skipped)
+    law = show.profile.law
+    async with OscDeskDriver.for_show(show, channels=channels, reply_timeout_s=reply_timeout_s) as driver:
+        for ch in channels:
+            driver.set_fader_db(ch, plan.faders_db[ch])
+        await asyncio.sleep(0.1)
+        restored = {ch: await driver.read_fader_db(ch) for ch in channels}
+    failed = [ch for ch in channels if restored[ch] != held_db(law, plan.faders_db[ch])]  # -inf == -inf for off
+    return RestoreResult(plan.snapshot, restored, failed, plan.skipped)
