@@ -11,7 +11,9 @@ Promises (each is a property test in ``tests/test_policy.py``):
 - it never moves a fader faster than the slew limits, and moves it in steps of
   at least ``min_step_db`` (but the last one), so motors make few, purposeful moves;
 - a hand on a fader stops the writes to it for ``override_hold_s``, then the
-  engineer's position is kept as taste (``bias``);
+  engineer's position is kept as taste (``bias``); a hand's level that one of
+  the bridge's writes may have overwritten is sent back only within the same
+  bounds (never muted, above the ceiling or outside the window);
 - stale audio, a lost desk or a model error hold every fader where it is;
 - ``kill`` puts every fader it wrote back to its arm-time snapshot.
 """
@@ -105,7 +107,7 @@ class Move:
 
 @dataclass(frozen=True)
 class PolicyEvent:
-    kind: str  # armed, disarmed, killed, hold, resume, override, override-ended, mode, bias-learned
+    kind: str  # armed, disarmed, killed, hold, resume, override, override-ended, mode, bias-learned, send-back-refused
     time_s: float
     detail: str = ""
     channel: int | None = None
@@ -145,6 +147,7 @@ class PolicyState:
     offset_db: float = 0.0
     cap_cut_db: float = 0.0  # the common cut the total-gain cap made at the last step (<= 0; 0: not binding)
     channels: Mapping[int, ChannelState] = field(default_factory=dict)
+    offset_terms: Mapping[int, float] = field(default_factory=dict)  # what the offset followed per ridden channel last step
 
     def channel(self, number: int) -> ChannelState:
         return self.channels[number]
@@ -204,7 +207,7 @@ def arm(config: PolicyConfig, state: PolicyState, desk: DeskView, now: float) ->
                     reason="armed" if s.mode == "auto" else s.mode)
         for ch, s in state.channels.items()
     }
-    armed = replace(state, armed=True, arm_time_s=now, last_step_s=now, hold="", channels=channels)
+    armed = replace(state, armed=True, arm_time_s=now, last_step_s=now, hold="", channels=channels, offset_terms={})
     return armed, snapshot, [PolicyEvent("armed", now, f"{len(snapshot)} faders in the snapshot")]
 
 
@@ -269,6 +272,36 @@ def desk_moved(config: PolicyConfig, state: PolicyState, channel: int, db: float
         updates[member] = replace(s, overridden=True, override_until_s=hold_until, moving=False,
                                   position_db=db if member == channel else s.position_db, reason="held: override")
     return _with_channels(state, updates), [PolicyEvent("override", now, f"engineer moved the fader to {db:+.1f} dB", channel)]
+
+
+def send_back(config: PolicyConfig, state: PolicyState, desk: DeskView, channel: int, db: float,
+              now: float) -> tuple[PolicyState, list[Move], list[PolicyEvent]]:
+    """A hand's move that one of the bridge's writes may have overwritten at the desk: send it back, within bounds.
+
+    Call it before :func:`desk_moved` with the level the desk reported. The
+    level comes from the network, so it is a write like any other: only to an
+    armed, auto channel that is not muted, not already held by a hand (a
+    gesture that keeps moving is not fought), inside the window and under the
+    ceiling. Otherwise nothing is sent and the refusal is an event.
+    """
+    s = state.channels.get(channel)
+    if s is None or not state.armed or s.mode != "auto":
+        return state, [], []
+    if s.overridden and now < s.override_until_s:
+        return state, [], []
+    seen = desk.channels.get(channel)
+    low, high = _bounds(config, s)
+    if seen is None or seen.muted is not False:
+        refusal = "the channel is muted" if seen is not None and seen.muted else "its mute is not known"
+    elif not math.isfinite(db) or db > config.settings.ceiling_db:
+        refusal = f"{db:+.1f} dB is above the ceiling" if db > config.settings.ceiling_db else "the fader is off"
+    elif not low - 1e-9 <= db <= high + 1e-9:
+        refusal = f"{db:+.1f} dB is outside the window {low:+.1f}..{high:+.1f} dB"
+    else:
+        moved = replace(s, written=True, last_write_s=now)
+        move = Move(channel, s.position_db, db, "engineer wins: sent back")
+        return _with_channels(state, {channel: moved}), [move], []
+    return state, [], [PolicyEvent("send-back-refused", now, f"not sent back: {refusal}", channel)]
 
 
 def _group_of(config: PolicyConfig, channel: int) -> list[int]:
@@ -366,7 +399,7 @@ def step(
         channels, eligible, learned = _learn_bias(config, state, channels, gains, eligible, now)
         events.extend(learned)
 
-    offset = _offset(channels, gains, eligible, state.offset_db)
+    offset, terms = _offset(channels, gains, eligible, state.offset_db, state.offset_terms)
     targets = {ch: _bounded_target(config, channels[ch], gains[ch], offset) for ch in eligible}
     targets, capped, cut_db = _cap_total_gain(config, channels, desk, targets)
 
@@ -376,7 +409,8 @@ def step(
                                       "capped: total gain" if ch in capped else "")
         if move is not None:
             moves.append(Move(ch, move[0], move[1], move[2]))
-    return replace(state, channels=channels, offset_db=offset, cap_cut_db=cut_db, last_step_s=now, hold=""), moves, events
+    return replace(state, channels=channels, offset_db=offset, offset_terms=terms, cap_cut_db=cut_db, last_step_s=now,
+                   hold=""), moves, events
 
 
 def _effective_offset(state: PolicyState) -> float:
@@ -449,13 +483,25 @@ def _learn_bias(config: PolicyConfig, state: PolicyState, channels: dict[int, Ch
     return channels, eligible, events
 
 
-def _offset(channels: Mapping[int, ChannelState], gains: Mapping[int, float], eligible: list[int], previous: float) -> float:
-    """The common offset that keeps the loudness-weighted mean of the ridden faders where it was at arm."""
-    weights = [channels[ch].weight_power for ch in eligible]
-    total = sum(weights)
+def _offset(channels: Mapping[int, ChannelState], gains: Mapping[int, float], eligible: list[int], previous: float,
+            last_terms: Mapping[int, float]) -> tuple[float, dict[int, float]]:
+    """The common offset that keeps the loudness-weighted mean of the ridden faders where it was at arm.
+
+    It moves only by what the channels ridden at the last step too asked for in common: a channel
+    that just entered (or just left) changes the set, not the others' faders. Taking a loud
+    entrance into the mean would move every fader by its pull, which an engineer would not do.
+    Returns the offset and each ridden channel's term for the next step.
+    """
+    terms = {ch: gains[ch] + channels[ch].bias_db - channels[ch].reference_db for ch in eligible}
+    weights = {ch: channels[ch].weight_power for ch in eligible}
+    staying = [ch for ch in eligible if ch in last_terms and weights[ch] > 0.0]
+    if staying:
+        total = sum(weights[ch] for ch in staying)
+        return previous + sum(weights[ch] * (terms[ch] - last_terms[ch]) for ch in staying) / total, terms
+    total = sum(weights.values())
     if not eligible or total <= 0.0:
-        return previous
-    return sum(w * (gains[ch] + channels[ch].bias_db - channels[ch].reference_db) for w, ch in zip(weights, eligible)) / total
+        return previous, terms
+    return sum(weights[ch] * terms[ch] for ch in eligible) / total, terms
 
 
 def _bounded_target(config: PolicyConfig, s: ChannelState, gain: float, offset: float) -> float:
