@@ -198,6 +198,7 @@ class Telemetry:
             await asyncio.gather(self._task, return_exceptions=True)
         except Exception:  # the task logs its own failures; close must not fail the bridge's shutdown
             log.exception("mqtt: telemetry task failed")
+        self._commands.settle(final=True)  # the count of refusals not yet logged, even without a goodbye
 
     # ----- the engine's side: called on the control loop, must stay O(1) ------------------------
 
@@ -374,5 +375,6 @@ class Telemetry:
             topic = str(message.topic)
             if not topic.startswith(prefix) or topic == self.topic("cmd/result"):
                 continue
+            # take() answers whatever arrives and never raises: no payload can cost the connection
             self._commands.take(topic[len(prefix):], message.payload, self._results.append, retained=bool(message.retain))
             self._wake.set()

@@ -10,6 +10,14 @@ slow client gets fewer updates, never older ones) and takes commands, which
 pass the same gate as MQTT commands (``bridge.commands``) and are answered
 on the same socket. Nothing here can stall the control loop: the engine's
 listener only marks a flag, and every send happens in the client's own task.
+
+Whoever reaches the port is a stranger until the token says otherwise. A
+page holding the token offers it in the WebSocket handshake (a subprotocol)
+and takes one of its own slots, which strangers cannot fill; sockets without
+it share fewer slots and are closed when they stop answering pings. Off
+loopback the token is always required, and a request must name the bridge
+by an address or name it was started with (no DNS rebinding). Refusals are
+counted, and logged at most once a second per peer (``bridge.refusals``).
 """
 from __future__ import annotations
 
@@ -18,20 +26,22 @@ import contextlib
 import ipaddress
 import json
 import logging
+import secrets
 import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 
 from ailive.consoles.errors import AiliveError
 from ailive.consoles.show import split_host_port
 
 from .commands import MAX_COMMAND_BYTES, PAYLOAD_VERSION, CommandGate
 from .engine import Engine
+from .refusals import RefusalLog, printable, quoted
 from .webstate import LinkWatch, state_payload
 
 log = logging.getLogger(__name__)
@@ -41,8 +51,17 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 #: The live state goes out at most this often (10 Hz).
 STATE_PERIOD_S = 0.1
-#: Browsers at once; a further one is turned away (each costs an encode and a send per update).
+#: Browsers holding the token at once (every browser, when no token is set); a further one is turned away.
 MAX_CLIENTS = 16
+#: Sockets without the token at once, when one is set (watchers, scripts): slots of their own, never a token holder's.
+MAX_GUESTS = 8
+#: Pings: a socket that sends nothing for this long is pinged, and closed unless it answers within half of it.
+HEARTBEAT_S = 10.0
+GUEST_HEARTBEAT_S = 4.0  # without the token: an idle socket is closed within 6 s
+#: The WebSocket subprotocol of the page; ``ailive-token.<the token in hex>`` beside it hands over the token.
+PROTOCOL = "ailive"
+TOKEN_PROTOCOL = "ailive-token."
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Answers waiting for a browser that does not read; the oldest are dropped beyond this.
 UNREAD_ANSWERS = 64
 #: The page and its two files, by URL path: (file under static/, content type).
@@ -77,10 +96,42 @@ class WebAddress:
     def loopback(self) -> bool:
         if self.host == "localhost":
             return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        address = ip_of(self.host)
+        return address is not None and address.is_loopback
+
+    @property
+    def wildcard(self) -> bool:
+        return self.host in ("0.0.0.0", "::", "")
+
+
+def ip_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address literal, an IPv4-mapped IPv6 one as IPv4; None for a name."""
+    try:
+        address = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def own_names() -> frozenset[str]:
+    """This machine's host name, as a browser on the show network may know it (plain, and mDNS ``.local``)."""
+    name = socket.gethostname().lower().rstrip(".")
+    short = name.partition(".")[0]
+    return frozenset(n for n in (name, short, f"{short}.local") if n)
+
+
+def offered_token(request: web.Request) -> str | None:
+    """The token a client offers among its WebSocket subprotocols (``ailive-token.<hex>``); None when it offers none."""
+    for item in request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(","):
+        item = item.strip()
+        if item.startswith(TOKEN_PROTOCOL):
+            try:
+                return bytes.fromhex(item[len(TOKEN_PROTOCOL):]).decode("utf-8")
+            except ValueError:
+                return ""
+    return None
 
 
 def parse_web_address(text: str) -> WebAddress:
@@ -113,12 +164,12 @@ def listen(address: WebAddress) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, fragment: str = "") -> str:
     """The page's URL; an any-address bind says so, since the tablet needs this machine's own address."""
     host, port = sock.getsockname()[:2]
     if host in ("0.0.0.0", "::"):
-        return f"http://<this machine's address>:{port}/ (listening on every interface)"
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        return f"http://<this machine's address>:{port}/{fragment} (listening on every interface)"
+    return (f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/") + fragment
 
 
 @dataclass
@@ -128,6 +179,7 @@ class WebStats:
     commands_queued: int = 0
     commands_refused: int = 0
     turned_away: int = 0  # connections refused: foreign origin or host, or too many clients
+    guests: int = 0  # sockets without the token now
 
 
 @dataclass(eq=False)
@@ -136,6 +188,7 @@ class _Client:
 
     ws: web.WebSocketResponse
     peer: str
+    member: bool  # holds the token (or none is set): a slot of its own
     state: str | None = None
     answers: deque[str] = field(default_factory=lambda: deque(maxlen=UNREAD_ANSWERS))  # a client that never reads cannot grow it
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -153,15 +206,25 @@ class WebSurface:
     """
 
     def __init__(self, engine: Engine, sock: socket.socket, *, token: str = "", period_s: float = STATE_PERIOD_S,
-                 max_clients: int = MAX_CLIENTS) -> None:
+                 max_clients: int = MAX_CLIENTS, max_guests: int = MAX_GUESTS, hosts: Iterable[str] = (),
+                 guest_heartbeat_s: float = GUEST_HEARTBEAT_S) -> None:
         self.engine = engine
         self.sock = sock
         self.period_s = period_s
         self.max_clients = max_clients
+        self.max_guests = max_guests
+        self.guest_heartbeat_s = guest_heartbeat_s
         self.stats = WebStats()
-        self.url = url_of(sock)
         host, port = sock.getsockname()[:2]
         self.address = WebAddress(host, port)
+        # Off loopback a command always needs a token: without one from the show, this run makes its own,
+        # handed over in the printed URL's fragment (which never reaches a server or its logs).
+        self.made_token = not token and not self.address.loopback
+        token = secrets.token_urlsafe(16) if self.made_token else token
+        self.url = url_of(sock, f"#token={token}" if self.made_token else "")
+        self._names = frozenset(n.lower().rstrip(".") for n in hosts) | own_names() | (
+            frozenset() if self.address.wildcard else {host.lower()})
+        self._refusals = RefusalLog(log, "connections")
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
         self._clients: set[_Client] = set()
@@ -185,11 +248,12 @@ class WebSurface:
         await self._runner.setup()
         await web.SockSite(self._runner, self.sock).start()
         self._task = asyncio.create_task(self._updates(), name="web surface")
-        where = "this machine only" if self.address.loopback else "the network: anyone who reaches it can steer"
-        log.info("web: serving %s (%s)%s", self.url, where, ", token required" if self.token_required else "")
-        if not self.address.loopback and not self.token_required:
-            log.warning("web: the surface listens on %s without a token: anyone on that network can arm and kill; "
-                        "set [mqtt] token in the show file or AILIVE_WEB_TOKEN", self.address)
+        where = "this machine only" if self.address.loopback else "the network"
+        log.info("web: serving %s (%s)%s", url_of(self.sock), where, ", token required" if self.token_required else "")
+        if self.made_token:
+            log.warning("web: the surface listens on %s and no command token is set: commands need this run's token, "
+                        "in the URL printed at start (set [mqtt] token in the show file or AILIVE_WEB_TOKEN to choose one)",
+                        self.address)
 
     async def close(self) -> None:
         self._closing.set()
@@ -204,58 +268,115 @@ class WebSurface:
                 await asyncio.wait_for(client.ws.close(code=1001, message=b"bridge stopped"), 1.0)
         if self._runner is not None:
             await self._runner.cleanup()
+        self._refusals.flush(final=True)
         self.sock.close()
 
     # ----- HTTP ---------------------------------------------------------------------------
 
     def _foreign(self, request: web.Request) -> str:
         """Why a request comes from somewhere it must not (another site's page, a rebound DNS name), or ''."""
-        host = _host_name(request.host or "")
-        if self.address.loopback and host not in ("127.0.0.1", "localhost", "::1", self.address.host):
-            return f"host {request.host!r} is not this machine's loopback name"
+        if not self._ours(_host_name(request.host or "").lower().rstrip("."), request):
+            where = "this machine's loopback name" if self.address.loopback else "a name or address of this bridge"
+            return f"host {quoted(request.host)} is not {where}"
         origin = request.headers.get("Origin")
         if origin is not None and origin.split("://", 1)[-1] != request.host:
-            return f"origin {origin!r} is not this page"
+            return f"origin {quoted(origin)} is not this page"
         return ""
+
+    def _ours(self, host: str, request: web.Request) -> bool:
+        """Whether a Host names this bridge: on loopback a loopback name; else a name it was started with, or
+        the very address the request reached (a DNS rebinding attack brings a name of its own, never these)."""
+        if self.address.loopback:
+            return host in LOOPBACK_NAMES or host == self.address.host.lower()
+        if host in self._names:
+            return True
+        local = request.transport.get_extra_info("sockname") if request.transport is not None else None
+        reached = ip_of(str(local[0])) if local else None
+        if reached is not None and reached.is_loopback and host == "localhost":
+            return True
+        return reached is not None and ip_of(host) == reached
+
+    def _turn_away(self, request: web.Request, code: str, why: str) -> web.HTTPForbidden:
+        self.stats.turned_away += 1
+        peer = str(request.remote)
+        self._refusals.refused(f"web {peer}", code, f"web: turned away {peer} [{code}]: {printable(why, 300)}")
+        return web.HTTPForbidden(text=f"ailive web surface: {why}\n")
 
     async def _page(self, request: web.Request) -> web.Response:
         why = self._foreign(request)
         if why:
-            self.stats.turned_away += 1
-            raise web.HTTPForbidden(text=f"ailive web surface: {why}\n")
+            raise self._turn_away(request, "foreign", why)
         body, kind = self._files[request.path]
         return web.Response(body=body, headers={**_HEADERS, "Content-Type": kind})
 
     # ----- the WebSocket ------------------------------------------------------------------
 
-    async def _socket(self, request: web.Request) -> web.StreamResponse:
+    def _member(self, request: web.Request) -> bool:
+        """Whether a socket holds the token (offered in its handshake), or no token is set."""
+        if not self.token_required:
+            return True
+        offered = offered_token(request)
+        if offered is None:
+            return False
+        if self._gate.authorised(offered):
+            return True
+        peer = str(request.remote)
+        self._refusals.refused(f"web {peer}", "unauthorised",
+                               f"web: {peer} offered a wrong token; let in without it (watching only)")
+        return False
+
+    def _admission(self, request: web.Request, member: bool) -> tuple[str, str]:
+        """``(code, why)`` a WebSocket is turned away, or ``("", "")``."""
         why = self._foreign(request)
-        if not why and len(self._clients) >= self.max_clients:
-            why = f"{self.max_clients} clients are connected already"
-        if why or self._closing.is_set():
-            self.stats.turned_away += 1
-            log.warning("web: turned away %s: %s", request.remote, why or "the bridge is stopping")
-            raise web.HTTPForbidden(text=f"ailive web surface: {why or 'the bridge is stopping'}\n")
-        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=4 * MAX_COMMAND_BYTES)
-        await ws.prepare(request)
-        client = _Client(ws, str(request.remote))
-        self._clients.add(client)
-        self.stats.clients = len(self._clients)
-        hello = {"type": "hello", "v": PAYLOAD_VERSION, "show": self.engine.show.name,
-                 "token_required": self.token_required, "period_s": self.period_s}
-        await ws.send_str(json.dumps(hello))
-        sender = asyncio.create_task(self._send(client))
+        if why:
+            return "foreign", why
+        if self._closing.is_set():
+            return "stopping", "the bridge is stopping"
+        offered = request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL)
+        if offered is not None and PROTOCOL not in (p.strip() for p in offered.split(",")):
+            return "protocol", f"subprotocols {quoted(offered)} do not include {PROTOCOL!r}"
+        members = sum(1 for c in self._clients if c.member)
+        if member and members >= self.max_clients:
+            return "full", f"{self.max_clients} clients are connected already"
+        if not member and len(self._clients) - members >= self.max_guests:
+            return "full", (f"{self.max_guests} clients without the command token are connected already "
+                            "(a page opened with the token still gets in)")
+        return "", ""
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        member = self._member(request)
+        code, why = self._admission(request, member)
+        if code:
+            raise self._turn_away(request, code, why)
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S if member else self.guest_heartbeat_s, protocols=(PROTOCOL,),
+                                   max_msg_size=4 * MAX_COMMAND_BYTES)
+        client = _Client(ws, str(request.remote), member)
+        self._count(client, add=True)  # before the handshake's await: a burst of handshakes cannot overfill the slots
+        sender: asyncio.Task[None] | None = None
         try:
+            await ws.prepare(request)
+            hello = {"type": "hello", "v": PAYLOAD_VERSION, "show": self.engine.show.name,
+                     "token_required": self.token_required, "authenticated": member, "period_s": self.period_s}
+            await ws.send_str(json.dumps(hello))
+            sender = asyncio.create_task(self._send(client))
             async for message in ws:
                 if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    self._gate.take(None, message.data, client.answer)
+                    self._gate.take(None, message.data, client.answer, source=client.peer)
                     self._wake.set()
         finally:
-            self._clients.discard(client)
-            self.stats.clients = len(self._clients)
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            self._count(client, add=False)
+            if sender is not None:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
         return ws
+
+    def _count(self, client: _Client, *, add: bool) -> None:
+        if add:
+            self._clients.add(client)
+        else:
+            self._clients.discard(client)
+        self.stats.clients = len(self._clients)
+        self.stats.guests = sum(1 for c in self._clients if not c.member)
 
     async def _send(self, client: _Client) -> None:
         """Answers first, then the newest state; a slow browser skips states, never answers."""
@@ -281,6 +402,7 @@ class WebSurface:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, next_state - loop.time()))
             self._wake.clear()
             self._gate.settle()
+            self._refusals.flush()
             if loop.time() < next_state:
                 continue
             next_state = loop.time() + self.period_s

@@ -122,7 +122,8 @@ async def page(bridge: Bridge, **headers: str) -> AsyncIterator[Page]:
 
 async def test_state_streams_at_ten_hertz_with_every_strip(x32_sim, stems, tmp_path):
     async with running_bridge(x32_sim, stems, tmp_path) as bridge, page(bridge) as client:
-        assert client.hello == {"type": "hello", "v": 1, "show": "x32-demo", "token_required": False, "period_s": 0.1}
+        assert client.hello == {"type": "hello", "v": 1, "show": "x32-demo", "token_required": False,
+                                "authenticated": True, "period_s": 0.1}
         states = [await client.next("state") for _ in range(12)]
     first = states[-1]
     assert first["armed"] is False and first["hold"] == "" and first["show"] == "x32-demo"
