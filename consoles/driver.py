@@ -29,6 +29,7 @@ from . import osc
 from .errors import DeskError, DeskIdentityError, DeskUnreachableError, OscDecodeError, ProfileError
 from .events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, NameChanged, PacketRejected, Source
 from .faderlaw import clamp_to_range
+from .pacer import PollRota, QueryPacer
 from .profile import Profile
 
 if TYPE_CHECKING:
@@ -150,6 +151,8 @@ class OscDeskDriver:
         reply_timeout_s: float = 0.5,
         retries: int = 3,
         poll_period_s: float | None = None,
+        subscribe: bool | None = None,
+        ridden: list[int] | None = None,
     ) -> None:
         self.profile = profile
         self.host = host
@@ -163,9 +166,20 @@ class OscDeskDriver:
         if self.poll_period_s < 0 or (not profile.pushes_hand_moves and self.poll_period_s <= 0):
             raise ProfileError(f"{profile.name} does not push hand moves: the poll period must be > 0, "
                                f"not {self.poll_period_s:g} s")
+        #: Whether the driver subscribes (False: poll only, leaving a one-subscriber desk to another app).
+        self.subscribes = profile.subscribes if subscribe is None else subscribe and profile.subscription is not None
+        if not self.subscribes and profile.subscription is not None and self.poll_period_s <= 0:
+            raise ProfileError(f"{profile.name} without a subscription is followed by polling alone: the poll period "
+                               f"must be > 0, not {self.poll_period_s:g} s")
         self.reply_timeout_s = reply_timeout_s
         self.retries = retries
         self.view: dict[int, ChannelView] = {ch: ChannelView(ch) for ch in self.channels}
+        #: Channels the bridge rides: swept and polled before the others when queries are paced.
+        self.ridden = [ch for ch in (ridden if ridden is not None else self.channels) if ch in self.view]
+        others = [ch for ch in self.channels if ch not in self.ridden]
+        self._pacer = QueryPacer(profile.max_queries_per_s)
+        self._poll_rota = PollRota(self._poll_addresses(self.ridden), self._poll_addresses(others))
+        self._poll_scheduled: set[str] = set()  # paced poll queries waiting for their slot
         self.identity: DeskIdentity | None = None
         self.stats = DriverStats()
         self.connected = False
@@ -213,6 +227,7 @@ class OscDeskDriver:
             "allow_trim": show.allow_trim,
             "local_port": local_port,
             "poll_period_s": desk.poll_period_s,
+            "ridden": [c.desk_channel for c in show.channels if c.mode == "auto"],
         }
         kwargs.update(overrides)
         return cls(profile, **kwargs)
@@ -366,6 +381,9 @@ class OscDeskDriver:
         timeout_s = self.reply_timeout_s if timeout_s is None else timeout_s
         assert self._loop is not None
         for _ in range(self.retries):
+            wait_s = self._pacer.reserve(self._now()) - self._now()
+            if wait_s > 0:  # a paced desk: the answer is waited for from when the query goes out
+                await asyncio.sleep(wait_s)
             fut: asyncio.Future[osc.OscMessage] = self._loop.create_future()
             self._waiters.setdefault(address, []).append(fut)
             self._send(self.profile.query_of(address))
@@ -453,13 +471,15 @@ class OscDeskDriver:
         return identity
 
     def _subscribe(self) -> None:
-        if self.profile.subscription is not None:
+        if self.subscribes:
+            assert self.profile.subscription is not None
             self._send(self.profile.subscription.address)
 
     async def _sweep(self) -> None:
-        """Read fader, mute and name of every mapped channel; differences become events."""
+        """Read fader, mute and name of every mapped channel, ridden ones first; differences become events."""
         p = self.profile
-        addresses = [t.address_of(ch) for ch in self.channels for t in (p.fader, p.mute, p.name_param)]
+        order = self.ridden + [ch for ch in self.channels if ch not in self.ridden]
+        addresses = [t.address_of(ch) for ch in order for t in (p.fader, p.mute, p.name_param)]
         replies = await asyncio.gather(*(self.query(a) for a in addresses))
         for reply in replies:
             self._apply(reply, "sweep")
@@ -467,7 +487,7 @@ class OscDeskDriver:
     async def _keepalive_loop(self) -> None:
         """Renew the subscription, probe a quiet desk, and declare it lost after the timeout."""
         p = self.profile
-        renew_s = p.subscription.renew_s if p.subscription else math.inf
+        renew_s = p.subscription.renew_s if p.subscription and self.subscribes else math.inf
         last_renew = self._now()
         last_probe = -math.inf
         last_poll = self._now()
@@ -489,20 +509,41 @@ class OscDeskDriver:
                 self._lost(f"no answer from the desk for {silent_s:.1f} s")
                 continue
             if silent_s > p.liveness_timeout_s / 3 and now - last_probe >= p.liveness_timeout_s / 6:
-                self._send(p.identify.probe)
+                self._send_paced(p.identify.probe)  # in the query form: a desk may not answer a bare address
                 last_probe = now
 
     def _poll_faders(self, now: float) -> None:
-        """Query every mapped fader and mute; the answers are handled like pushes (see :meth:`_poll_answer`).
+        """Query mapped faders and mutes; the answers are handled like pushes (see :meth:`_poll_answer`).
 
         Mutes too: a lapsed or refused subscription (the X32 takes four
         clients) must not hide a mute, or the bridge would ride a muted channel.
+        A paced desk gets what its query budget allows in one period: the
+        ridden channels first, the others in turns over the following periods.
         """
-        for ch in self.channels:
-            address = self.profile.fader.address_of(ch)
-            self._polls[address] = now
+        for address in self._poll_rota.round(self._pacer.per_period(self.poll_period_s)):
+            if address in self._poll_scheduled:
+                continue  # still waiting for its slot from the round before
+            if self._by_address[address].kind == "fader":
+                self._polls[address] = now
+            self._send_paced(address, poll=True)
+
+    def _poll_addresses(self, channels: list[int]) -> list[str]:
+        return [t.address_of(ch) for ch in channels for t in (self.profile.fader, self.profile.mute)]
+
+    def _send_paced(self, address: str, *, poll: bool = False) -> None:
+        """Send ``address``'s query now, or at its slot when the desk's queries are paced."""
+        now = self._now()
+        slot = self._pacer.reserve(now)
+        if slot <= now or self._loop is None:
             self._send(self.profile.query_of(address))
-            self._send(self.profile.query_of(self.profile.mute.address_of(ch)))
+            return
+        if poll:
+            self._poll_scheduled.add(address)
+        self._loop.call_at(slot, self._send_scheduled, address)
+
+    def _send_scheduled(self, address: str) -> None:
+        self._poll_scheduled.discard(address)
+        self._send(self.profile.query_of(address))
 
     def _poll_answer(self, address: str, now: float) -> bool | None:
         """Whether a message answers our poll (True), was pushed (False), or is an answer that is old news (None).

@@ -5,12 +5,18 @@ address templates, type tags, the fader law, identification, subscription
 and its lease, write-rate limit. Quirks are named settings, never name checks:
 ``query_suffix`` (a query is the address plus it: DiGiCo "/?"), ``reply`` of a
 channel parameter (the fields of a query's answer: WING's fader ``,sff``),
-``identify.split`` and ``identify.model_match`` (one comma-joined identity
-string; model names matched by prefix), ``replies_to_sender`` with
+``identify.split`` (one comma-joined identity string), ``models`` and
+``model_prefixes`` (a family of model names, compared without case),
+``replies_to_sender`` with
 ``receive_port`` (a desk that sends to a configured port), ``subscription.takeover``
 (one subscriber console-wide, the last requester takes it), ``[feedback]``
 (no subscription: one device gets everything, nothing expires),
-``echoes_own_writes``, ``pushes_hand_moves`` with ``poll_period_s``.
+``echoes_own_writes``, ``pushes_hand_moves`` with ``poll_period_s``, ``subscribe``
+(false: poll only, leaving a one-subscriber desk's subscription to another app),
+``max_queries_per_s`` (a desk that wants its queries paced), ``[fader] position_law``
+(the curve of the 0..1 position a dB desk reports), ``[meters] request_arg``. An
+optional table set to ``false`` says the desk has none (``trim = false`` in a profile
+that extends one with a trim).
 """
 from __future__ import annotations
 
@@ -35,6 +41,14 @@ REPLY_FIELDS = {"text": "s", "position": "f", "value": ""}
 TAKEOVER_RULES = ("refuse", "last_wins")
 #: How a reported model name is compared with the profile's ``models``.
 MODEL_MATCH = ("exact", "prefix")
+#: The curve of the 0..1 position a dB desk reports beside the dB: evenly spread over the law's
+#: steps, or the X32's piecewise curve (which public WING clients apply to the WING's fader).
+POSITION_LAWS = ("steps", "x32")
+#: What the int of a meter request means: a time factor (X32: updates every 50 ms x factor), or
+#: which meter set (X-Air: a channel id for the per-channel banks; updates every 50 ms).
+METER_REQUEST_ARGS = ("time_factor", "meter_id")
+#: Optional tables a profile may set to ``false``: the desk has no such thing.
+REMOVABLE_TABLES = ("trim", "meters", "subscription", "nodes")
 #: Where a profile was found: shipped with the bridge, the user's config folder, a named folder.
 SOURCE_KINDS = ("built-in", "user", "dir")
 #: os.pathsep-separated folders of profiles, searched after the user's config folder.
@@ -76,6 +90,7 @@ class ChannelParam:
 @dataclass(frozen=True)
 class FaderParam(ChannelParam):
     law: FaderLaw = field(default=None)  # type: ignore[assignment]
+    position_law: str = "steps"  # the curve of the 0..1 position in a query's answer (POSITION_LAWS)
 
 
 @dataclass(frozen=True)
@@ -140,6 +155,7 @@ class Meters:
     decoder: str
     count: int
     lease_s: float
+    request_arg: str = "time_factor"  # what the request's int means (METER_REQUEST_ARGS)
 
 
 @dataclass(frozen=True)
@@ -211,6 +227,9 @@ class Profile:
     pushes_hand_moves: bool = True  # False: an engineer's fader move is never pushed; only polling finds it
     feedback: Feedback | None = None
     source_kind: str = "built-in"  # where it was found on the search path: built-in, user, dir (SOURCE_KINDS)
+    model_prefixes: tuple[str, ...] = ()  # a reported model starting with one of these is of the family
+    subscribe: bool = True  # False: never subscribe; polling alone follows the desk
+    max_queries_per_s: float = 0.0  # the most queries a second the driver sends (0: not paced)
 
     @property
     def law(self) -> FaderLaw:
@@ -235,18 +254,36 @@ class Profile:
             return address[: -len(self.query_suffix)]
         return None
 
+    @property
+    def subscribes(self) -> bool:
+        """Whether the driver asks the desk for pushes (a subscription it has, and the profile allows)."""
+        return self.subscribe and self.subscription is not None
+
     def is_model(self, model: str) -> bool:
-        """Whether a reported model name belongs to this desk family."""
-        if self.identify.model_match == "prefix":
-            return any(model.startswith(m) for m in self.models)
-        return model in self.models
+        """Whether a reported model name belongs to this desk family: one of ``models``, or starting
+        with one of ``model_prefixes`` (all of ``models`` with ``identify.model_match = "prefix"``).
+        Case is ignored: firmwares spell one model differently (``WING-RACK``, ``wing-rack``)."""
+        name = model.strip().lower()
+        prefixes = self.model_prefixes + (self.models if self.identify.model_match == "prefix" else ())
+        return name in (m.lower() for m in self.models) or any(name.startswith(p.lower()) for p in prefixes)
 
     def write_addresses(self, channels: list[int] | range, *, allow_trim: bool = False) -> frozenset[str]:
-        """Every address the bridge may ever send a value to: faders (and trims when allowed)."""
+        """Every address the bridge may ever send a value to: faders (and trims when allowed).
+
+        Trim allowed on a desk without one is an error, never a silent no-op.
+        """
         addresses = {self.fader.address_of(ch) for ch in channels}
-        if allow_trim and self.trim is not None:
+        if allow_trim:
+            self.check_trim()
+            assert self.trim is not None
             addresses |= {self.trim.address_of(ch) for ch in channels}
         return frozenset(addresses)
+
+    def check_trim(self) -> None:
+        """Raise when this desk has no input trim the bridge could write."""
+        if self.trim is None:
+            raise ProfileError(f"{self.name} has no input trim the bridge can write (its profile has no [trim]): "
+                               f"set allow_trim = false")
 
     def check_channel(self, channel: int) -> None:
         if not 1 <= channel <= self.channels:
@@ -265,15 +302,17 @@ def _parse_fader(reader: TableReader) -> FaderParam:
     address = _channel_template(reader, "address")
     osc_type = reader.choice("type", ("f",))
     law_name = reader.choice("law", ("x32", "db"))
+    position_law = "steps"
     if law_name == "x32":
         law = make_law("x32", steps=reader.integer("steps", 1024, low=2, high=1 << 20),
                        rule=reader.choice("quantize", ("int_1023_5", "round"), "int_1023_5"))
     else:
         law = make_law("db", min_db=reader.number("min_db"), max_db=reader.number("max_db"),
                        step_db=reader.number("step_db", 0.1, low=1e-6))
+        position_law = reader.choice("position_law", POSITION_LAWS, "steps")
     reply = _reply_fields(reader)
     reader.finish()
-    return FaderParam(address, osc_type, reply, law=law)
+    return FaderParam(address, osc_type, reply, law=law, position_law=position_law)
 
 
 def _reply_fields(reader: TableReader) -> tuple[str, ...]:
@@ -380,13 +419,13 @@ def parse_profile(data: dict[str, Any], path: str) -> Profile:
     assert schema == SCHEMA_VERSION
     channels = top.integer("channels", low=1, high=256)
     identify = top.table("identify", required=True)
-    subscription = top.table("subscription")
+    subscription = _optional_table(top, "subscription")
     fader = top.table("fader", required=True)
     mute = top.table("mute", required=True)
     name_table = top.table("channel_name", required=True)
-    trim = top.table("trim")
-    meters = top.table("meters")
-    nodes = top.table("nodes")
+    trim = _optional_table(top, "trim")
+    meters = _optional_table(top, "meters")
+    nodes = _optional_table(top, "nodes")
     feedback = top.table("feedback")
     assert identify and fader and mute and name_table
     if subscription is not None and feedback is not None:
@@ -401,6 +440,10 @@ def parse_profile(data: dict[str, Any], path: str) -> Profile:
         channels=channels,
         models=tuple(top.get("models", list, expected="a list of model names",
                              check=lambda v: bool(v) and all(isinstance(m, str) for m in v))),
+        model_prefixes=tuple(top.get("model_prefixes", list, [], expected="a list of model name prefixes",
+                                     check=lambda v: all(isinstance(m, str) and m for m in v))),
+        subscribe=top.get("subscribe", bool, True),
+        max_queries_per_s=top.number("max_queries_per_s", 0.0, low=0.0, high=10000.0),
         replies_to_sender=top.get("replies_to_sender", bool, True),
         max_writes_per_s=top.number("max_writes_per_s", 20.0, low=0.1, high=1000.0),
         liveness_timeout_s=top.number("liveness_timeout_s", 3.0, low=0.2, high=60.0),
@@ -426,8 +469,19 @@ def parse_profile(data: dict[str, Any], path: str) -> Profile:
     if not profile.pushes_hand_moves and profile.poll_period_s <= 0:
         raise top.fail("poll_period_s", "a period > 0: the desk does not push hand moves, only polling finds them",
                        profile.poll_period_s)
+    if not profile.subscribe and profile.poll_period_s <= 0:
+        raise top.fail("poll_period_s", "a period > 0: with subscribe = false only polling follows the desk",
+                       profile.poll_period_s)
     top.finish()
     return profile
+
+
+def _optional_table(top: TableReader, name: str) -> TableReader | None:
+    """An optional table, or None when it is absent or ``false`` (the desk has no such thing)."""
+    if top.data.get(name) is False:
+        top.get(name, bool)
+        return None
+    return top.table(name)
 
 
 def _parse_mute(reader: TableReader) -> MuteParam:
@@ -462,6 +516,7 @@ def _parse_meters(reader: TableReader) -> Meters:
         decoder=reader.choice("decoder", ("x32_blob", "xair_int16")),
         count=reader.integer("count", low=1, high=4096),
         lease_s=reader.number("lease_s", 10.0, low=0.5),
+        request_arg=reader.choice("request_arg", METER_REQUEST_ARGS, "time_factor"),
     )
     reader.finish()
     return result
@@ -471,7 +526,9 @@ def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """Child keys win; tables merge key by key so a profile states only what differs."""
     merged = dict(base)
     for key, value in child.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if value is False and key in REMOVABLE_TABLES:  # the child has none of what its parent has
+            merged[key] = False
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value
@@ -542,7 +599,8 @@ def _resolve(name: str, raw: RawProfiles, chain: tuple[str, ...] = ()) -> dict[s
         return data
     if parent not in raw:
         raise ProfileSchemaError(path, "extends", "the name of a known profile (" + ", ".join(sorted(raw)) + ")", parent)
-    return _merge(_resolve(parent, raw, chain + (name,)), {k: v for k, v in data.items() if k != "extends"})
+    merged = _merge(_resolve(parent, raw, chain + (name,)), {k: v for k, v in data.items() if k != "extends"})
+    return {k: v for k, v in merged.items() if not (v is False and k in REMOVABLE_TABLES)}
 
 
 def _build(name: str, raw: RawProfiles) -> Profile:

@@ -5,7 +5,7 @@ file, the key, what was expected and what was found.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ProfileError, ShowFileError
@@ -248,6 +248,12 @@ def load_show(path: str | Path, profile_dirs: list[Path] | None = None) -> Show:
     receive_port = desk.integer("receive_port", profile.receive_port, low=0, high=65535)
     poll_period_s = desk.number("poll_period_s", None, low=0.0 if profile.pushes_hand_moves else 0.01, high=60.0)
     allow_trim = desk.get("allow_trim", bool, False)
+    if allow_trim and profile.trim is None:
+        raise desk.fail("allow_trim", f"false: {profile.name} has no input trim the bridge can write", True)
+    subscribe = desk.get("subscribe", bool, profile.subscribe)
+    if not subscribe and (profile.poll_period_s if poll_period_s is None else poll_period_s) <= 0:
+        raise desk.fail("poll_period_s", "a period > 0: with subscribe = false only polling follows the desk")
+    profile = profile if subscribe == profile.subscribe else replace(profile, subscribe=subscribe)
     desk.finish()
     channels = _parse_channels(top, profile)
     show = Show(

@@ -212,7 +212,7 @@ async def test_out_of_range_reports_are_clamped_logged_and_never_sent_back(sim, 
         assert [e.db for e in moved] == [law.max_db, -math.inf]  # within the law, never +50 dB or below off
         assert driver.view[1].fader_db == -math.inf
         await driver.sync()
-        assert driver.stats.reasserted == 0  # a clamped report is never written back to the desk
+        assert driver.stats.crossed == 0  # a clamped report is never offered back to the desk
         assert sim.stats.writes == {address: 1}
 
 
@@ -329,7 +329,7 @@ async def wing_sim():
 async def test_wing_identifies_with_one_string(wing_sim):
     async with OscPeer(wing_sim.address) as client:
         reply = await client.ask("/?")
-        assert list(reply.params) == ["WING,127.0.0.1,ailive-sim,ngc-full,S2100000001,3.0.5"]
+        assert list(reply.params) == ["WING,127.0.0.1,ailive-sim,wing-compact,S2100000001,3.0.5"]
 
 
 async def test_wing_get_answers_text_position_and_db(wing_sim):
@@ -341,7 +341,7 @@ async def test_wing_get_answers_text_position_and_db(wing_sim):
         client.send("/ch/3/fdr", ("f", -200.0))  # below the range: held as off
         await wait_for(lambda: wing_sim.fader_db(3) == -math.inf)
         assert list((await client.ask("/ch/3/fdr")).params) == ["-oo", 0.0, -144.0]
-        assert (await client.ask("/ch/40/mute")).params == [0]
+        assert list((await client.ask("/ch/40/mute")).params) == ["0", 0.0, 0]  # an int node answers ,sfi
         client.send("/ch/3/fdr", ("i", 0))  # the wrong type is dropped
         await client.ask("/?")
         assert wing_sim.stats.rejected == 1

@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import osc
 from ..errors import OscDecodeError
-from ..faderlaw import position_of
+from ..faderlaw import X32Law, position_of
 from ..meters import METER_CODECS, SILENCE_DB
 from ..profile import ChannelParam, Profile
 
@@ -405,13 +405,20 @@ class DeskSimulator:
             if name == "value":
                 fields.append(param.value)
             elif name == "position":
-                fields.append(position_of(law, float(param.value)) if law else _as_float(param.value))
+                fields.append(self._position(float(param.value)) if law else _as_float(param.value))
             elif law is not None:
                 db = law.to_db(float(param.value))
                 fields.append("-oo" if db == float("-inf") else f"{db:.1f}")
             else:
                 fields.append(str(param.value))
         return osc.encode(param.address, shape.reply_tags, tuple(fields))
+
+    def _position(self, value: float) -> float:
+        """The 0..1 position a dB desk reports beside a fader's dB, on the profile's position curve."""
+        law = self.profile.law
+        if self.profile.fader.position_law == "x32":
+            return _X32_CURVE.from_db(law.to_db(value))
+        return position_of(law, value)
 
     def _subscribe(self, peer: Peer) -> None:
         sub = self.profile.subscription
@@ -553,7 +560,7 @@ class DeskSimulator:
         if not message.tags.startswith("s") or message.args[0] != meters.bank:
             self.stats.rejected += 1
             return
-        factor = message.args[1] if message.tags[1:2] == "i" else 1
+        factor = message.args[1] if message.tags[1:2] == "i" and meters.request_arg == "time_factor" else 1
         period_s = 0.05 * max(1, min(int(factor), 100))  # type: ignore[arg-type]
         self._meter_leases[peer] = (self._now() + meters.lease_s, period_s)
 
@@ -586,6 +593,10 @@ class DeskSimulator:
                 if next_due.get(peer, 0.0) <= now:
                     next_due[peer] = now + period_s
                     self._send(osc.encode(meters.bank, "b", (codec.encode(self.meter_values()),)), peer)
+
+
+#: The X32's piecewise fader curve, for desks whose reported position follows it.
+_X32_CURVE = X32Law()
 
 
 def _within(bounds: tuple[float, float], value: float) -> bool:
