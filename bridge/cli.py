@@ -278,7 +278,11 @@ def check(show_file: str, desk: str | None, timeout_s: float, jack_server: str |
 
 
 async def _inspect_desk(show: Show, timeout_s: float) -> dict[str, Any]:
-    driver = OscDeskDriver.for_show(show, reply_timeout_s=timeout_s)
+    from ailive.consoles.subscription import subscription_report
+
+    # Reading needs no pushes, and taking a one-subscriber desk's subscription would stop another app's feedback.
+    polls = (show.profile.poll_period_s if show.desk.poll_period_s is None else show.desk.poll_period_s) > 0
+    driver = OscDeskDriver.for_show(show, reply_timeout_s=timeout_s, subscribe=False if polls else None)
     identity = await driver.connect()
     try:
         channels = []
@@ -299,6 +303,7 @@ async def _inspect_desk(show: Show, timeout_s: float) -> dict[str, Any]:
             "show": show.name, "file": show.path, "profile": show.profile.name, "desk": str(show.desk),
             "model": identity.model, "firmware": identity.firmware, "desk_name": identity.name,
             "channels": channels, "problems": problems, "notes": notes,
+            "subscription": subscription_report(show.profile),
         }
     finally:
         await driver.close()
@@ -382,6 +387,7 @@ def _print_check(report: dict[str, Any]) -> None:
         table.add_row(str(ch["desk_channel"]), ch["port"], ch["show_name"], ch["desk_name"] or "-",
                       _format_db(math.nan if db is None else db), "muted" if ch["muted"] else "on", ch["mode"])
     console.print(table)
+    console.print(f"subscription: {report['subscription']['note']}")
     jack = report["jack"]
     if jack["running"]:
         console.print(f"JACK: {len(jack['ports'])} output ports: {', '.join(jack['ports'][:8])}"
@@ -418,10 +424,13 @@ def _print_check(report: dict[str, Any]) -> None:
 @click.option("--web", "web", metavar="[HOST:]PORT",
               help="Serve the web control surface (docs/web.md) here; a bare PORT listens on this machine only. "
                    "Commands need the show's [mqtt] token, or AILIVE_WEB_TOKEN, when one is set.")
+@click.option("--web-host", "web_hosts", multiple=True, metavar="NAME",
+              help="Another name (or address) the web surface is reached by, besides this machine's own; repeatable. "
+                   "Requests naming anything else are refused.")
 @profile_dirs_option
 def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: float, duration_s: float | None, model: str,
         journal_dir: Path, jack_server: str | None, fast: bool, headless: bool, mqtt: str | None, web: str | None,
-        profile_dirs: tuple[Path, ...]) -> None:
+        web_hosts: tuple[str, ...], profile_dirs: tuple[Path, ...]) -> None:
     """Ride the faders of the show file's desk.
 
     Starts disarmed unless --arm is given: it reads the desk and proposes,
@@ -449,7 +458,8 @@ def run(show_file: str, source: str, desk: str | None, arm: bool, arm_after_s: f
             fail(f"--mqtt: {exc}", 2)
     options = RunOptions(source=source, model=model, journal_dir=journal_dir, arm=arm, arm_after_s=arm_after_s,
                          duration_s=duration_s, headless=headless, jack_server=jack_server, realtime=not fast, mqtt=broker,
-                         web=_web_address(web), web_token=os.environ.get("AILIVE_WEB_TOKEN") or show.mqtt.token)
+                         web=_web_address(web), web_token=os.environ.get("AILIVE_WEB_TOKEN") or show.mqtt.token,
+                         web_hosts=web_hosts)
     status = _run_async(lambda: run_show(show, options))
     click.echo(f"stopped: {status.steps} steps, {status.moves} moves, {status.engineer_moves} engineer moves, "
                f"{status.xruns} xruns; journal in {journal_dir}", err=True)
