@@ -38,8 +38,8 @@ def noise(channels: int, frames: int, seed: int = 7) -> np.ndarray:
 async def read_blocks(source: JackSource, count: int, frames: int = BLOCK_FRAMES) -> list[Block]:
     blocks = []
     for _ in range(count):
-        block = await source.next_block(frames, timeout_s=1.0)
-        assert block is not None, "no audio within 1 s"
+        block = await source.next_block(frames, timeout_s=10.0)
+        assert block is not None, "no audio within 10 s"
         blocks.append(block)
     return blocks
 
@@ -66,51 +66,84 @@ def test_match_port_exact_then_single_regex_match():
         match_port("capture_[", ports)
 
 
-async def _capture_two_seconds(jack_server, signals: np.ndarray) -> tuple[list[Block], int, int]:
-    """Play ``signals`` into a fresh tap for 40 blocks; the blocks, the tap's xruns and overruns."""
+def counter(channels: int, frames: int) -> np.ndarray:
+    """A loop whose every sample names its place: channel c, loop frame i holds ((i + 1) * channels + c) / 2**20.
+
+    Exact in float32 (integers below 2**24, scaled by a power of two), never
+    zero, and unique, so a captured sample says which channel and frame it is.
+    """
+    places = (np.arange(frames)[None, :] + 1) * channels + np.arange(channels)[:, None]
+    return (places * 2.0**-20).astype(np.float32)
+
+
+def loop_frames(captured: np.ndarray) -> np.ndarray:
+    """The loop frame each captured column holds, -1 where a channel is silent.
+
+    Fails on a sample that is not one the player played on that channel, and
+    on a column whose channels hold different frames.
+    """
+    channels = captured.shape[0]
+    places = np.rint(captured.astype(np.float64) * 2.0**20).astype(np.int64)
+    silent = captured == 0
+    played = (places * 2.0**-20 == captured) & (places % channels == np.arange(channels)[:, None])
+    bad = np.argwhere(~silent & ~played)
+    assert bad.size == 0, f"{len(bad)} captured samples are not ones the player played there, first at {bad[:3].tolist()}"
+    frames = places // channels - 1
+    whole = ~np.any(silent, axis=0)
+    torn = np.flatnonzero(whole & np.any(frames != frames[0], axis=0))
+    assert torn.size == 0, f"{torn.size} captured columns mix frames across channels, first at {torn[:5]}"
+    return np.where(whole, frames[0], -1)
+
+
+def breaks_between_periods(frames: np.ndarray, period: int, loop: int) -> int:
+    """Periods that do not continue the one before (silent, jumped, repeated); each period must be whole on its own."""
+    periods = frames.reshape(-1, period)
+    breaks = 0
+    for previous, current in zip(periods[:-1], periods[1:]):
+        if current[0] != -1:
+            assert np.array_equal(current, (current[0] + np.arange(period)) % loop), "a period torn inside"
+        else:
+            assert np.all(current == -1), "a period half silent"
+        breaks += current[0] == -1 or current[0] != (previous[-1] + 1) % loop
+    return breaks
+
+
+async def test_jack_source_hands_out_what_the_player_plays(jack_server):
+    """Two seconds through the tap process and its ring, checked by sample, not by time.
+
+    A busy machine can make the player or the tap late, and JACK then loses
+    or repeats a period (an xrun). So every captured sample must be one the
+    player played, on its own channel; every period must be one whole
+    stretch of the loop; and the stretch breaks from one period to the next
+    no more than twice per xrun the source reported (a lost or repeated
+    period breaks it once, a silent one twice).
+    """
+    signals = counter(4, RATE)  # (channels, frames), a one-second loop
+    period = jack_server.period_frames
     with JackPlayer(jack_server.name, signals, RATE) as player:
         async with JackSource(
-            ["kick", "snare", "bass", "vox"], player.output_ports, client_name="tap", server_name=jack_server.name
+            ["kick", "snare", "bass", "vox"], player.output_ports, client_name="tap", server_name=jack_server.name,
+            ring_seconds=20.0,  # the reader would have to stall for 18 s to be skipped ahead
         ) as source:
             assert source.sample_rate == RATE
             assert source.port_names == [f"tap:{name}" for name in ("kick", "snare", "bass", "vox")]
             blocks = await read_blocks(source, 40)  # two seconds
-            return blocks, source.xruns, source.overruns
+            xruns, overruns = source.xruns, source.overruns
 
-
-async def test_jack_source_gets_exactly_what_the_player_plays(jack_server):
-    """Sample-exact capture over two seconds.
-
-    The player and the tap share this process and its GIL at 5.3 ms periods,
-    and the machine is shared: a busy neighbour can make either late, and an
-    xrun drops a period. So a capture with an xrun is repeated, up to three
-    times, and every attempt is reported; one clean capture is required and
-    is then checked sample for sample.
-    """
-    signals = noise(4, RATE)  # (channels, frames), a one-second loop
-    attempts = []
-    for _ in range(3):
-        log_before = len(jack_server.log_text().splitlines())
-        blocks, xruns, overruns = await _capture_two_seconds(jack_server, signals)
-        late = [line for line in jack_server.log_text().splitlines()[log_before:] if "XRun" in line]
-        attempts.append((xruns, overruns, late))
-        if xruns == 0:
-            break
-    assert attempts[-1][0] == 0, attempts
-    assert attempts[-1][1] == 0, attempts
-
+    assert overruns == 0
     assert [block.start_frame for block in blocks] == [index * BLOCK_FRAMES for index in range(40)]
-    assert blocks[3].time_s == pytest.approx(3 * BLOCK_FRAMES / RATE)
     assert all(block.samples.dtype == np.float32 and block.samples.shape == (4, BLOCK_FRAMES) for block in blocks)
+    assert blocks[3].time_s == pytest.approx(3 * BLOCK_FRAMES / RATE)
     captured = np.concatenate([block.samples for block in blocks], axis=1)
-    # Silence until the connection is made (the graph changes between periods), then the loop, sample for sample.
-    first = int(np.flatnonzero(np.any(captured != 0, axis=0))[0])
-    assert first % jack_server.period_frames == 0
-    (offset,) = np.flatnonzero(signals[0] == captured[0, first])
-    tail = captured.shape[1] - first
-    assert tail > RATE
-    expected = signals[:, (offset + np.arange(tail)) % RATE]
-    np.testing.assert_array_equal(captured[:, first:], expected)
+    frames = loop_frames(captured)
+    # Silence until the ports are connected, one by one (the graph changes between periods), then the loop.
+    first = int(np.flatnonzero(frames >= 0)[0])
+    assert first % period == 0
+    heard = frames[first : first + (frames.size - first) // period * period]
+    assert np.count_nonzero(heard >= 0) > RATE
+    breaks = breaks_between_periods(heard, period, RATE)
+    print(f"{xruns} xruns, {breaks} breaks between periods")
+    assert breaks <= 2 * xruns, (breaks, xruns)
 
 
 async def test_blocks_are_fresh_arrays(jack_server):
