@@ -28,7 +28,6 @@ from ailive.consoles.faderlaw import describe
 from ailive.consoles.profile import (Profile, dump_toml, get_profile, load_profile_file, load_profile_files,
                                      load_profiles, resolved_table)
 from ailive.consoles.show import Show, load_show, parse_address, split_host_port
-from ailive.consoles.sim import DeskSimulator
 from ailive.models.registry import default_model
 
 from .cli_model import export_command, train_command
@@ -211,6 +210,8 @@ def sim(desk: str | None, profile_ref: str | None, profile_dirs: tuple[Path, ...
 
 
 async def _serve_simulator(profile: Profile, host: str, port: int | None, channels: int | None) -> None:
+    from ailive.consoles.sim import DeskSimulator  # only ailive sim needs the simulators
+
     simulator = DeskSimulator(profile, host, port, channels)
     try:
         await simulator.start()

@@ -10,6 +10,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
@@ -23,7 +24,9 @@ from .journal import Journal, JournalError
 from .sources import AudioSource, FileSource, JackSource
 from .telemetry import BrokerAddress, Telemetry, with_broker
 from .ui import headless_log, live_view
-from .web import WebAddress, WebSurface, listen
+
+if TYPE_CHECKING:
+    from .web import WebAddress
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,11 @@ class RunOptions:
 
 async def run_show(show: Show, options: RunOptions) -> EngineStatus:
     """Run the bridge for one show until the duration, the end of the files, or SIGINT/SIGTERM."""
-    web_socket = listen(options.web) if options.web is not None else None  # a port in use stops here, before the desk
+    web_socket = None
+    if options.web is not None:
+        from .web import listen  # aiohttp is loaded only for a show that serves the web surface
+
+        web_socket = listen(options.web)  # a port in use stops here, before the desk
     try:
         return await _run_show(show, options, web_socket)
     finally:
@@ -129,7 +136,11 @@ async def _run_show(show: Show, options: RunOptions, web_socket: socket.socket |
         telemetry = Telemetry(engine, mqtt) if mqtt.enabled else None  # connects in the background; no broker, no harm
         if telemetry is not None:
             telemetry.start()
-        surface = WebSurface(engine, web_socket, token=options.web_token) if web_socket is not None else None
+        surface = None
+        if web_socket is not None:
+            from .web import WebSurface
+
+            surface = WebSurface(engine, web_socket, token=options.web_token)
         if surface is not None:
             await surface.start()
             print(f"web surface: {surface.url}", flush=True)

@@ -8,7 +8,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import sosfilt
 
 #: Level reported for digital silence, dBFS.
 SILENCE_DB = -150.0
@@ -65,6 +64,11 @@ class KWeighting:
 
     sample_rate: int
 
+    def __post_init__(self) -> None:
+        # scipy.signal loads when a K-weighting is made (a model being set up), never in a control step: its
+        # first import takes from 0.3 s to seconds on a busy machine, and the ALM never needs it.
+        import scipy.signal  # noqa: F401
+
     @property
     def sos(self) -> np.ndarray:
         stages = [
@@ -78,6 +82,8 @@ class KWeighting:
 
     def mean_square(self, frame: np.ndarray, state: FilterState) -> tuple[np.ndarray, FilterState]:
         """K-weighted mean square per channel over this frame.  (channels, samples) -> (channels,), new state."""
+        from scipy.signal import sosfilt  # loaded by __post_init__: scipy.signal is ~80 MB the ALM never uses
+
         weighted, new_state = sosfilt(self.sos, frame.astype(np.float64, copy=False), axis=1, zi=state)
         # A filter ringing out into digital silence decays into subnormal floats, which
         # cost a hundred times more per sample; far below audibility, so flush them.
