@@ -82,6 +82,22 @@ def target_faders(item: Multitrack) -> np.ndarray | None:
     return np.where(use, ARM_FADER_DB + item.target_gain_db - offset, math.nan)
 
 
+def drift_db(item: Multitrack, times_s: np.ndarray) -> np.ndarray:
+    """(steps, C) the input drift a riding multitrack carries at each time (0 elsewhere): the ideal fader undoes it.
+
+    The drift is in the multitrack's ``example.json`` (``ailive.models.data.realeval``): one channel, keypoints in
+    seconds and dB, linear between them.
+    """
+    out = np.zeros((len(times_s), item.channels))
+    record_path = item.channel_paths[0].parent / "example.json" if item.channel_paths else None
+    if record_path is None or not record_path.is_file():
+        return out
+    drift = json.loads(record_path.read_text()).get("drift")
+    if drift:
+        out[:, int(drift["channel"])] = np.interp(times_s, drift["times_s"], drift["db"])
+    return out
+
+
 def sounding(signals: np.ndarray, rate: int, steps: int) -> np.ndarray:
     """Whether each channel's signal rose above SOUNDING_DB in the second up to each control frame.  -> (steps, C)"""
     hop = frame_samples(rate)
@@ -125,7 +141,7 @@ def score(item: Multitrack, run: Run) -> ItemScore:
     offset = math.nan
     mrstft = loudness_diff = math.nan
     if targets is not None:
-        deviation = run.faders_db - targets[None, :]
+        deviation = run.faders_db - (targets[None, :] - drift_db(item, times))
         rows = []
         offsets = []
         for k in np.flatnonzero(measured):

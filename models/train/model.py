@@ -23,11 +23,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from ailive.models.alm import ACTIVE_GATE_DB, GAIN_MAX_DB, GAIN_MIN_DB, RMS_CENTRE_DB, RMS_SCALE_DB, Timing
-from ailive.models.logmel import LogMelSpec
+from ailive.models.logmel import LogMelSpec, _hz_to_mel
 
 #: Log-mel dB values are centred and scaled by these before the encoder (fixed, so level stays visible).
 MEL_CENTRE_DB = -50.0
@@ -46,6 +47,13 @@ class AlmConfig:
     encoder_channels: tuple[int, ...] = (8, 16, 32, 64)
     max_channels: int = 64
     spec: LogMelSpec = field(default_factory=LogMelSpec)
+    residual: str = "none"  # "loudness": the gain is loudness equalisation plus a learned offset
+
+    def __post_init__(self) -> None:
+        if self.residual not in ("none", "loudness"):
+            raise ValueError(f"residual is 'none' or 'loudness', got {self.residual!r}")
+        if self.residual == "loudness" and self.variant == "dmc":
+            raise ValueError("the loudness residual is for the ALM variants (mr, sr), not dmc")
 
     @property
     def timing(self) -> Timing:
@@ -126,6 +134,35 @@ def patch_active(patches: torch.Tensor) -> torch.Tensor:
     return frame_db.amax(-1) > ACTIVE_GATE_DB
 
 
+#: The loudness-equalising base gain rides in the slow embedding's last component, scaled by this.
+BASE_SCALE_DB = 20.0
+#: Bounds of the base gain, as the loudness automixer's (models/classic.py: cut 24 dB, boost 12 dB).
+BASE_MIN_DB, BASE_MAX_DB = -24.0, 12.0
+#: The learned offset on top of the base stays within this many dB.
+RESIDUAL_RANGE_DB = 24.0
+#: K-weighting's high shelf, roughly: bands above this get +4 dB in the level the base equalises.
+SHELF_HZ, SHELF_DB = 1500.0, 4.0
+
+
+def band_weights(spec: LogMelSpec) -> torch.Tensor:
+    """(bands,) power weights for the base's level: a +4 dB shelf above 1.5 kHz, as BS.1770's pre-filter."""
+    edges = np.linspace(_hz_to_mel(spec.fmin_hz), _hz_to_mel(spec.fmax_hz), spec.bands + 2)[1:-1]
+    centres = 700.0 * np.expm1(edges / 1127.0)  # the inverse of logmel's mel scale
+    return torch.from_numpy(np.where(centres > SHELF_HZ, 10.0 ** (SHELF_DB / 10.0), 1.0)).to(torch.float32)
+
+
+def loudness_base_db(patches: torch.Tensor, active: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The loudness automixer's gain from the patches: every active channel to the mean level of the active ones.
+
+    patches: (batch, channels, frames, bands) dB; active: (batch, channels) -> (batch, channels) dB, 0 where inactive.
+    """
+    power = (torch.pow(10.0, patches.to(torch.float32) / 10.0) * weights).sum(-1).mean(-1)
+    level = 10.0 * torch.log10(power.clamp(min=1e-12))
+    w = active.to(level.dtype)
+    mean = (level * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1.0)
+    return torch.where(active, (mean - level).clamp(BASE_MIN_DB, BASE_MAX_DB), torch.zeros_like(level))
+
+
 def rms_feature(rms_db: torch.Tensor) -> torch.Tensor:
     return ((torch.clamp(rms_db, min=-100.0) - RMS_CENTRE_DB) / RMS_SCALE_DB).to(torch.float32).unsqueeze(-1)
 
@@ -138,6 +175,8 @@ class SlowHalf(nn.Module):
         self.variant = config.variant
         self.encoder = PatchEncoder(config.encoder_channels, config.d_model)
         self.tenc1 = ChannelAttention(config.d_model, config.heads, config.ff) if config.variant != "dmc" else None
+        self.residual = config.residual == "loudness"
+        self.register_buffer("band_weights", band_weights(config.spec), persistent=False)
 
     @property
     def width(self) -> int:
@@ -148,7 +187,11 @@ class SlowHalf(nn.Module):
         batch, channels = patches.shape[:2]
         embedding = self.encoder(patches.flatten(0, 1)).unflatten(0, (batch, channels))
         if self.tenc1 is not None:
-            return self.tenc1(embedding, active)
+            embedding = self.tenc1(embedding, active)
+            if self.residual:  # the base gain travels to the fast half in the last component
+                base = loudness_base_db(patches, active, self.band_weights) / BASE_SCALE_DB
+                embedding = torch.cat([embedding[..., :-1], base.unsqueeze(-1)], dim=-1)
+            return embedding
         weights = active.to(embedding.dtype).unsqueeze(-1)
         context = (embedding * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1.0)
         return torch.cat([embedding, context.expand_as(embedding)], dim=-1)
@@ -171,6 +214,10 @@ class FastHalf(nn.Module):
         self.tenc3 = ChannelAttention(hidden, config.heads, config.ff)
         self.head = nn.Sequential(nn.Linear(hidden, 64), nn.PReLU(), nn.Linear(64, 32), nn.PReLU(), nn.Linear(32, 1))
         self.state_size = hidden
+        self.residual = config.residual == "loudness"
+        if self.residual:  # starts as the loudness automixer exactly
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, slow: torch.Tensor, rms_db: torch.Tensor, active: torch.Tensor,
                 state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,7 +236,12 @@ class FastHalf(nn.Module):
         x, last = self.gru(x, state.flatten(0, 1).unsqueeze(0).contiguous())
         x = x.unflatten(0, (batch, channels)).permute(0, 2, 1, 3)
         x = self.tenc3(x.flatten(0, 1), active.flatten(0, 1)).unflatten(0, (batch, steps))
-        return bounded_gain_db(self.head(x).squeeze(-1)), last.squeeze(0).unflatten(0, (batch, channels))
+        raw = self.head(x).squeeze(-1)
+        state_out = last.squeeze(0).unflatten(0, (batch, channels))
+        if self.residual:
+            offset = RESIDUAL_RANGE_DB * torch.tanh(raw / RESIDUAL_RANGE_DB)
+            return (slow[..., -1] * BASE_SCALE_DB + offset).clamp(GAIN_MIN_DB, GAIN_MAX_DB), state_out
+        return bounded_gain_db(raw), state_out
 
 
 class Alm(nn.Module):

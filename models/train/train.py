@@ -28,8 +28,12 @@ from torch import nn
 
 from ailive.models.base import FRAME_S
 
+from ailive.models.alm import HOPS_PER_FRAME
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .batches import Batch, ExampleStream
+from .featurebatch import FeatureBatch
+from .featureloss import gain_targets, mix_logmel_loss, model_inputs, produced_power
 from .features import segment_features
 from .loss import mrstft_loss, relative_gain_loss
 from .model import Alm, AlmConfig
@@ -37,6 +41,8 @@ from .model import Alm, AlmConfig
 CHECKPOINT = "checkpoint.pt"
 LOG = "loss.csv"
 WARM_UP_S = 1.0
+#: The feature-domain mix loss is in dB; this puts it on the gain term's per-dB scale.
+MIX_DB_SCALE = 0.1
 
 
 class TrainConfigError(ValueError):
@@ -62,6 +68,8 @@ class TrainConfig:
     checkpoint_every: int = 100
     workers: int = 1
     cache_dir: str = ""  # empty: the default data cache
+    corpus: str = ""  # a built corpus (build_corpus): train in the feature domain on its train split
+    real_share: float = 0.5  # share of feature-domain examples drawn from real songs
     model: AlmConfig = field(default_factory=AlmConfig)
 
     @classmethod
@@ -152,6 +160,15 @@ class Trainer:
             torch.distributed.init_process_group(backend)
             self.network = nn.parallel.DistributedDataParallel(self.training_network)
         cache = Path(config.cache_dir) if config.cache_dir else None
+        if config.corpus:
+            from ailive.models.data.featurecorpus import load_corpus
+
+            from .featurebatch import FeatureStream
+
+            self.stream = FeatureStream(load_corpus(Path(config.corpus), "train"), seconds=config.seconds,
+                                        batch=config.batch, seed=config.seed * 1000 + self.rank + 7919 * self.step,
+                                        real_share=config.real_share)
+            return
         self.stream = ExampleStream(cache_dir=cache, songs=config.songs, song_seconds=config.song_seconds,
                                     seconds=config.seconds, batch=config.batch, seed=config.seed * 1000 + self.rank,
                                     workers=config.workers)
@@ -167,7 +184,9 @@ class Trainer:
             self.training_network.role_head.load_state_dict({k: torch.tensor(v) for k, v in data["training"]["role_head"].items()})
         self.step = int(data.get("step", 0))
 
-    def losses(self, batch: Batch) -> tuple[torch.Tensor, StepLosses]:
+    def losses(self, batch: "Batch | FeatureBatch") -> tuple[torch.Tensor, StepLosses]:
+        if isinstance(batch, FeatureBatch):
+            return self.feature_losses(batch)
         config = self.config
         timing = config.model.timing
         rate = batch.sample_rate
@@ -191,6 +210,27 @@ class Trainer:
                  + config.role_loss_weight * role_loss)
         return total, StepLosses(total.item(), mix_loss.item(), gain_loss.item(), role_loss.item())
 
+    def feature_losses(self, batch: FeatureBatch) -> tuple[torch.Tensor, StepLosses]:
+        """The loss in the feature domain: mix log-mel distance (dB) plus the gain and role terms."""
+        config = self.config
+        timing = config.model.timing
+        patches, conditioning, power = model_inputs(batch, timing, config.model.spec)
+        present = torch.from_numpy(batch.present)
+        keep = present & torch.from_numpy(batch.active)
+        role_patches = patches[:, :, -1][keep] if config.role_loss_weight else patches.new_zeros((0,) + patches.shape[-2:])
+        gains, role_logits = self.network(patches, conditioning, present, role_patches)
+        warm = int(round(WARM_UP_S / FRAME_S))
+        mix = produced_power(power, gains, timing.fast_every)
+        mix_loss = mix_logmel_loss(mix, torch.from_numpy(batch.target_power), warm * HOPS_PER_FRAME)
+        first = -(-warm // timing.fast_every)
+        target, weight = gain_targets(batch)
+        gain_loss = relative_gain_loss(gains[..., first:], target, weight)
+        role_loss = (nn.functional.cross_entropy(role_logits, torch.from_numpy(batch.role_index)[keep])
+                     if role_logits.shape[0] else torch.zeros(()))
+        total = (config.mix_loss_weight * MIX_DB_SCALE * mix_loss + config.gain_loss_weight * gain_loss
+                 + config.role_loss_weight * role_loss)
+        return total, StepLosses(total.item(), mix_loss.item(), gain_loss.item(), role_loss.item())
+
     def run(self, *, progress: bool = True) -> Path:
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +239,8 @@ class Trainer:
         log = log_path.open("w" if new_log else "a", newline="")
         writer = csv.writer(log)
         if new_log:
-            writer.writerow(["step", "seconds", "total", "mix_mrstft", "gain_db", "role", "lr"])
+            mix_column = "mix_logmel_db" if config.corpus else "mix_mrstft"
+            writer.writerow(["step", "seconds", "total", mix_column, "gain_db", "role", "lr"])
         started = time.monotonic()
         first_step = self.step
         interactive = sys.stdout.isatty()
@@ -292,7 +333,9 @@ def plot_losses(log_path: Path, png: Path) -> None:
         return
     steps = np.array([int(r["step"]) for r in rows])
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for axis, key, label in ((axes[0], "mix_mrstft", "mix MR-STFT distance"), (axes[1], "gain_db", "relative gain error, dB")):
+    mix_key, mix_label = (("mix_logmel_db", "mix log-mel distance, dB") if "mix_logmel_db" in rows[0]
+                          else ("mix_mrstft", "mix MR-STFT distance"))
+    for axis, key, label in ((axes[0], mix_key, mix_label), (axes[1], "gain_db", "relative gain error, dB")):
         values = np.array([float(r[key]) for r in rows])
         width = max(1, len(values) // 50)
         smooth = np.convolve(values, np.ones(width) / width, mode="valid")
