@@ -381,9 +381,7 @@ class OscDeskDriver:
         timeout_s = self.reply_timeout_s if timeout_s is None else timeout_s
         assert self._loop is not None
         for _ in range(self.retries):
-            wait_s = self._pacer.reserve(self._now()) - self._now()
-            if wait_s > 0:  # a paced desk: the answer is waited for from when the query goes out
-                await asyncio.sleep(wait_s)
+            await self._pacer.turn(self._loop)  # a paced desk: the answer is waited for from when the query goes out
             fut: asyncio.Future[osc.OscMessage] = self._loop.create_future()
             self._waiters.setdefault(address, []).append(fut)
             self._send(self.profile.query_of(address))
@@ -531,19 +529,18 @@ class OscDeskDriver:
         return [t.address_of(ch) for ch in channels for t in (self.profile.fader, self.profile.mute)]
 
     def _send_paced(self, address: str, *, poll: bool = False) -> None:
-        """Send ``address``'s query now, or at its slot when the desk's queries are paced."""
-        now = self._now()
-        slot = self._pacer.reserve(now)
-        if slot <= now or self._loop is None:
+        """Send ``address``'s query now, or at its turn when the desk's queries are paced."""
+        if self._loop is None or not self._pacer.paced:
             self._send(self.profile.query_of(address))
             return
         if poll:
             self._poll_scheduled.add(address)
-        self._loop.call_at(slot, self._send_scheduled, address)
+        self._pacer.submit(self._loop, lambda: self._send_scheduled(address))
 
-    def _send_scheduled(self, address: str) -> None:
+    def _send_scheduled(self, address: str) -> bool:
         self._poll_scheduled.discard(address)
         self._send(self.profile.query_of(address))
+        return True
 
     def _poll_answer(self, address: str, now: float) -> bool | None:
         """Whether a message answers our poll (True), was pushed (False), or is an answer that is old news (None).

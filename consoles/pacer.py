@@ -3,38 +3,74 @@
 Public DiGiCo clients space their queries 10-50 ms apart; a sweep of 128
 channels sent at once is hundreds of datagrams in a millisecond, and a poll
 of every channel four times a second is a thousand a second. The driver
-reserves a slot for each query here and sends it then. Polling takes what
+queues each query here and sends it at its turn. Polling takes what
 the budget leaves in a period: the channels the bridge rides first, every
 period, the rest in turns.
 """
 from __future__ import annotations
 
+import asyncio
 import math
+from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 
-@dataclass
 class QueryPacer:
-    """Hands out send times at least ``1 / per_s`` apart (``per_s`` 0: no pacing, every slot is now)."""
+    """Sends at most ``per_s`` queries a second, in the order they were asked for (``per_s`` 0: at once).
 
-    per_s: float
-    _next: float = -math.inf
+    A query waits in a queue until the gap since the last one sent has passed;
+    the gap is measured from when a query really went out, so a busy event
+    loop that wakes late never sends a burst to catch up.
+    """
+
+    def __init__(self, per_s: float) -> None:
+        self.per_s = per_s
+        self._queue: deque[Callable[[], bool]] = deque()
+        self._next = -math.inf
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def paced(self) -> bool:
         return self.per_s > 0
 
-    def reserve(self, now: float) -> float:
-        """The time the next query may go out; later reservations get later slots."""
+    def submit(self, loop: asyncio.AbstractEventLoop, send: Callable[[], bool]) -> None:
+        """Run ``send`` now or at its turn; it returns whether it sent (a withdrawn query spends no turn)."""
         if not self.paced:
-            return now
-        slot = max(now, self._next)
-        self._next = slot + 1.0 / self.per_s
-        return slot
+            send()
+            return
+        self._queue.append(send)
+        if self._timer is None:
+            self._pump(loop)
+
+    async def turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for this caller's turn to send one query."""
+        if not self.paced:
+            return
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def go() -> bool:
+            if ready.done():  # the caller gave up waiting
+                return False
+            ready.set_result(None)
+            return True
+
+        self.submit(loop, go)
+        await ready
 
     def per_period(self, period_s: float) -> int:
         """How many queries fit in one period (at least one; unpaced: no limit)."""
         return max(1, int(self.per_s * period_s)) if self.paced else 1 << 30
+
+    def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        while self._queue:
+            now = loop.time()
+            if now < self._next:
+                self._timer = loop.call_at(self._next, self._pump, loop)
+                return
+            if self._queue.popleft()():
+                self._next = now + 1.0 / self.per_s
 
 
 @dataclass

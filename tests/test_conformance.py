@@ -6,6 +6,7 @@ budget, the WING's one subscription, X-Air's missing trim and meter ids.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -150,12 +151,20 @@ async def test_digico_bare_address_is_never_answered():
 # ----- 5. DiGiCo: queries paced, ridden channels first ----------------------------------------------
 
 
-def test_pacer_spaces_slots_and_the_rota_asks_ridden_addresses_every_round():
-    pacer = QueryPacer(50.0)
-    slots = [pacer.reserve(10.0) for _ in range(5)]
-    assert slots == pytest.approx([10.0, 10.02, 10.04, 10.06, 10.08])
-    assert pacer.reserve(11.0) == 11.0 and QueryPacer(0.0).reserve(3.0) == 3.0
+async def test_pacer_sends_in_order_never_closer_than_its_gap():
+    loop = asyncio.get_running_loop()
+    pacer, sent = QueryPacer(50.0), []
+    for index in range(5):
+        pacer.submit(loop, lambda index=index: sent.append((index, loop.time())) is None)
+    pacer.submit(loop, lambda: False)  # withdrawn: spends no turn
+    await pacer.turn(loop)
+    sent.append((5, loop.time()))
+    assert [i for i, _ in sent] == [0, 1, 2, 3, 4, 5]
+    assert all(b - a >= 0.0199 for (_, a), (_, b) in zip(sent, sent[1:]))
     assert pacer.per_period(0.25) == 12 and QueryPacer(0.0).per_period(0.25) > 10_000
+
+
+def test_poll_rota_asks_ridden_addresses_every_round():
     rota = PollRota(["r1", "r2"], ["a", "b", "c", "d", "e"])
     assert [rota.round(4) for _ in range(3)] == [["r1", "r2", "a", "b"], ["r1", "r2", "c", "d"], ["r1", "r2", "e", "a"]]
     assert PollRota(["r1", "r2", "r3"], ["a"]).round(2) == ["r1", "r2"]
