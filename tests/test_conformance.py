@@ -22,7 +22,7 @@ from ailive.consoles.show import load_show
 from ailive.consoles.sim import DeskSimulator
 from tests.conftest import wait_for
 from tests.oscpeer import OscPeer
-from tests.test_cli import ailive, assert_one_line_error, make_stems
+from tests.test_cli import EXAMPLE, ailive, assert_one_line_error, make_stems
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "conformance.md"
@@ -275,7 +275,7 @@ def test_a_wing_compact_passes_check_and_run(tmp_path):
 
     sim = RunningSim("wing")
     try:
-        show = ROOT / "examples" / "wing-demo.toml"
+        show = EXAMPLE.parent / "wing-demo.toml"
         report = json.loads(ailive("check", str(show), "--desk", f"127.0.0.1:{sim.port}", "--json").stdout)
         assert report["model"] == "wing-compact" and report["problems"] == []
         assert report["subscription"]["mode"] == "subscribe" and report["subscription"]["takeover"] == "last_wins"
