@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -36,19 +35,17 @@ from typing import Any, Iterable
 
 from aiohttp import WSMsgType, hdrs, web
 
-from ailive.consoles.errors import AiliveError
-from ailive.consoles.show import split_host_port
-
 from .commands import MAX_COMMAND_BYTES, PAYLOAD_VERSION, CommandGate
 from .engine import Engine
 from .refusals import RefusalLog, printable, quoted
+from .webaddress import DEFAULT_HOST, DEFAULT_PORT, HostCheck, WebAddress, WebError, listen, parse_web_address, url_of
 from .webstate import LinkWatch, state_payload
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "PAGES", "STATIC_DIR", "WebAddress", "WebError", "WebSurface", "listen",
+           "parse_web_address", "serving", "url_of"]
 
 log = logging.getLogger(__name__)
 
-#: ``--web PORT`` without a host listens here: only this machine can reach it.
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
 #: The live state goes out at most this often (10 Hz).
 STATE_PERIOD_S = 0.1
 #: Browsers holding the token at once (every browser, when no token is set); a further one is turned away.
@@ -61,7 +58,6 @@ GUEST_HEARTBEAT_S = 4.0  # without the token: an idle socket is closed within 6 
 #: The WebSocket subprotocol of the page; ``ailive-token.<the token in hex>`` beside it hands over the token.
 PROTOCOL = "ailive"
 TOKEN_PROTOCOL = "ailive-token."
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Answers waiting for a browser that does not read; the oldest are dropped beyond this.
 UNREAD_ANSWERS = 64
 #: The page and its two files, by URL path: (file under static/, content type).
@@ -80,48 +76,6 @@ _HEADERS = {
 }
 
 
-class WebError(AiliveError):
-    """The web surface cannot start as asked."""
-
-
-@dataclass(frozen=True)
-class WebAddress:
-    host: str
-    port: int  # 0: any free port
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        address = ip_of(self.host)
-        return address is not None and address.is_loopback
-
-    @property
-    def wildcard(self) -> bool:
-        return self.host in ("0.0.0.0", "::", "")
-
-
-def ip_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An IP address literal, an IPv4-mapped IPv6 one as IPv4; None for a name."""
-    try:
-        address = ipaddress.ip_address(text.partition("%")[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def own_names() -> frozenset[str]:
-    """This machine's host name, as a browser on the show network may know it (plain, and mDNS ``.local``)."""
-    name = socket.gethostname().lower().rstrip(".")
-    short = name.partition(".")[0]
-    return frozenset(n for n in (name, short, f"{short}.local") if n)
-
-
 def offered_token(request: web.Request) -> str | None:
     """The token a client offers among its WebSocket subprotocols (``ailive-token.<hex>``); None when it offers none."""
     for item in request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(","):
@@ -132,44 +86,6 @@ def offered_token(request: web.Request) -> str | None:
             except ValueError:
                 return ""
     return None
-
-
-def parse_web_address(text: str) -> WebAddress:
-    """``PORT``, ``HOST:PORT`` or ``HOST`` (``[v6]:PORT`` for IPv6); a bare port listens on loopback, 0 on a free port."""
-    text = text.strip()
-    if text.isdigit():
-        text = f"{DEFAULT_HOST}:{text}"
-    base, colon, last = text.rpartition(":")
-    if colon and last == "0" and (base.endswith("]") or ":" not in base):
-        return WebAddress(split_host_port(base, 0, "web address")[0], 0)
-    return WebAddress(*split_host_port(text, DEFAULT_PORT, "web address"))
-
-
-def listen(address: WebAddress) -> socket.socket:
-    """Bind the listening socket now, so a port in use is one clear error before anything starts."""
-    try:
-        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise WebError(f"web surface: cannot listen on {address}: {exc.strerror}") from None
-    family, kind, proto, _, where = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart right after a stop binds at once
-        sock.bind(where)
-        sock.listen(64)
-        sock.setblocking(False)
-    except OSError as exc:
-        sock.close()
-        raise WebError(f"web surface: cannot listen on {address}: {exc.strerror or exc}") from None
-    return sock
-
-
-def url_of(sock: socket.socket, fragment: str = "") -> str:
-    """The page's URL; an any-address bind says so, since the tablet needs this machine's own address."""
-    host, port = sock.getsockname()[:2]
-    if host in ("0.0.0.0", "::"):
-        return f"http://<this machine's address>:{port}/{fragment} (listening on every interface)"
-    return (f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/") + fragment
 
 
 @dataclass
@@ -222,8 +138,7 @@ class WebSurface:
         self.made_token = not token and not self.address.loopback
         token = secrets.token_urlsafe(16) if self.made_token else token
         self.url = url_of(sock, f"#token={token}" if self.made_token else "")
-        self._names = frozenset(n.lower().rstrip(".") for n in hosts) | own_names() | (
-            frozenset() if self.address.wildcard else {host.lower()})
+        self._hosts = HostCheck.of(self.address, hosts)
         self._refusals = RefusalLog(log, "connections")
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
@@ -275,26 +190,14 @@ class WebSurface:
 
     def _foreign(self, request: web.Request) -> str:
         """Why a request comes from somewhere it must not (another site's page, a rebound DNS name), or ''."""
-        if not self._ours(_host_name(request.host or "").lower().rstrip("."), request):
+        local = request.transport.get_extra_info("sockname") if request.transport is not None else None
+        if not self._hosts.allows(request.host or "", str(local[0]) if local else None):
             where = "this machine's loopback name" if self.address.loopback else "a name or address of this bridge"
             return f"host {quoted(request.host)} is not {where}"
         origin = request.headers.get("Origin")
         if origin is not None and origin.split("://", 1)[-1] != request.host:
             return f"origin {quoted(origin)} is not this page"
         return ""
-
-    def _ours(self, host: str, request: web.Request) -> bool:
-        """Whether a Host names this bridge: on loopback a loopback name; else a name it was started with, or
-        the very address the request reached (a DNS rebinding attack brings a name of its own, never these)."""
-        if self.address.loopback:
-            return host in LOOPBACK_NAMES or host == self.address.host.lower()
-        if host in self._names:
-            return True
-        local = request.transport.get_extra_info("sockname") if request.transport is not None else None
-        reached = ip_of(str(local[0])) if local else None
-        if reached is not None and reached.is_loopback and host == "localhost":
-            return True
-        return reached is not None and ip_of(host) == reached
 
     def _turn_away(self, request: web.Request, code: str, why: str) -> web.HTTPForbidden:
         self.stats.turned_away += 1
@@ -414,13 +317,6 @@ class WebSurface:
             for client in self._clients:
                 client.state = text
                 client.ready.set()
-
-
-def _host_name(host_header: str) -> str:
-    """``HOST[:PORT]`` or ``[v6][:PORT]`` from a Host header, without the port."""
-    if host_header.startswith("["):
-        return host_header[1:].partition("]")[0]
-    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
 @contextlib.asynccontextmanager

@@ -60,11 +60,12 @@ class Bridge:
 
 @contextlib.asynccontextmanager
 async def running_bridge(x32_sim, stems: Path, tmp_path: Path, *, token: str = "", arm_after_s: float | None = None,
+                         web_address: WebAddress = WebAddress("127.0.0.1", 0), surface_options: dict[str, Any] | None = None,
                          **policy: Any) -> AsyncIterator[Bridge]:
     """The bridge in this process: files played in real time, the X32 simulator, the web surface on a free port."""
     show = load_show(EXAMPLE).with_desk(DeskAddress("127.0.0.1", x32_sim.port))
     show = replace(show, policy=replace(show.policy, **policy))
-    sock = listen(WebAddress("127.0.0.1", 0))
+    sock = listen(web_address)
     source = FileSource.from_directory(stems, realtime=True)
     await source.start()
     driver = OscDeskDriver(show.profile, "127.0.0.1", x32_sim.port, show.desk_channels)
@@ -72,7 +73,7 @@ async def running_bridge(x32_sim, stems: Path, tmp_path: Path, *, token: str = "
     journal = Journal(tmp_path / "journal", show.name)
     journal.open()
     engine = Engine(show, source, driver, load_model("loudness"), journal)
-    surface = WebSurface(engine, sock, token=token)
+    surface = WebSurface(engine, sock, token=token, **(surface_options or {}))
     await surface.start()
     task = asyncio.create_task(engine.run(arm_after_s=arm_after_s))
     try:
@@ -110,9 +111,9 @@ class Page:
 
 
 @contextlib.asynccontextmanager
-async def page(bridge: Bridge, **headers: str) -> AsyncIterator[Page]:
+async def page(bridge: Bridge, *, protocols: tuple[str, ...] = (), **headers: str) -> AsyncIterator[Page]:
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(bridge.ws_url, headers=headers) as ws:
+        async with session.ws_connect(bridge.ws_url, headers=headers, protocols=protocols) as ws:
             hello = await ws.receive_json(timeout=3)
             yield Page(ws, hello)
 

@@ -10,6 +10,8 @@ const TOKEN_KEY = "ailive-token";
 let socket = null;
 let retryMs = 500;
 let nextId = 1;
+// Each command id is used once per bridge run (a second use is refused as a replay): this page's own prefix.
+const PAGE_ID = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, "0")).join("");
 let lastStateAt = 0;
 let tokenRequired = false;
 const strips = new Map(); // desk channel -> its elements
@@ -28,6 +30,14 @@ function token() {
   return localStorage.getItem(TOKEN_KEY) || "";
 }
 
+// The token rides in the handshake too, as a subprotocol: the bridge keeps slots for pages that hold it.
+function protocols() {
+  const held = token();
+  if (!held) return ["ailive"];
+  const hex = Array.from(new TextEncoder().encode(held), (b) => b.toString(16).padStart(2, "0")).join("");
+  return ["ailive", `ailive-token.${hex}`];
+}
+
 function askForToken(why) {
   $("token-form").hidden = false;
   if (why) say(why, "bad");
@@ -38,7 +48,7 @@ function askForToken(why) {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws`);
+  socket = new WebSocket(`${scheme}://${location.host}/ws`, protocols());
   socket.onopen = () => {
     retryMs = 500;
   };
@@ -66,6 +76,7 @@ function hello(message) {
   $("show").textContent = message.show;
   document.title = `ailive ${message.show}`;
   if (tokenRequired && !token()) askForToken("This bridge wants its command token before it takes commands.");
+  else if (tokenRequired && !message.authenticated) askForToken("The token saved in this browser is not this bridge's.");
 }
 
 function send(command, extra = {}) {
@@ -73,7 +84,7 @@ function send(command, extra = {}) {
     say("Not connected to the bridge: nothing was sent.", "bad");
     return;
   }
-  const body = { command, id: `w${nextId++}`, ...extra };
+  const body = { command, id: `w${PAGE_ID}-${nextId++}`, ...extra };
   if (token()) body.token = token();
   socket.send(JSON.stringify(body));
   say(`${command}: sent`, "");
@@ -253,7 +264,7 @@ function wire() {
     localStorage.setItem(TOKEN_KEY, $("token").value);
     $("token").value = "";
     $("token-form").hidden = true;
-    say("Token saved in this browser.", "good");
+    say("Token saved in this browser.", "good"); // commands carry it now; the next connection offers it too
   });
   setInterval(watchStaleness, 500);
 }
