@@ -82,6 +82,8 @@ class EngineStatus:
     steps: int = 0
     moves: int = 0
     engineer_moves: int = 0
+    sent_back: int = 0  # hands' levels sent back because one of our writes may have crossed them
+    send_back_refused: int = 0  # ... and not sent back: outside the policy's bounds
     xruns: int = 0
     model_errors: int = 0
     journal_error: str = ""  # why the journal cannot be written (the bridge disarmed and will not arm), "" when fine
@@ -344,6 +346,8 @@ class Engine:
             if isinstance(event, FaderMoved):
                 self.status.engineer_moves += 1
                 self._record("desk", what="fader", ch=event.channel, db=encode_db(event.db), source=event.source)
+                if event.crossed:
+                    self._send_back(event, now)
                 self.state, policy_events = P.desk_moved(self.config, self.state, event.channel, event.db, now)
                 self._journal_events(policy_events)
             elif isinstance(event, MuteChanged):
@@ -359,10 +363,18 @@ class Engine:
         if self._rejections.count and now - self._rejections.reported_s >= REJECTED_PERIOD_S:
             self._report_rejections(now)
 
+    def _send_back(self, event: FaderMoved, now: float) -> None:
+        """One of our writes may have overwritten this move at the desk: the policy decides whether it goes back."""
+        self.state, moves, events = P.send_back(self.config, self.state, self._desk_view(), event.channel, event.db, now)
+        self._journal_events(events)
+        self.status.sent_back += len(moves)
+        self.status.send_back_refused += len(events)
+        self._send(moves, always=True)
+
     def _reject(self, event: PacketRejected, now: float) -> None:
         """Journal the first datagram refused from each source at once; then one record a second, with a count."""
         r = self._rejections
-        r.count, r.reason, r.peer = r.count + 1, event.reason, event.peer
+        r.count, r.reason, r.peer = r.count + event.count, event.reason, event.peer
         if event.peer not in r.named and len(r.named) < REJECTED_PEERS_NAMED:
             r.named.add(event.peer)
             self._report_rejections(now)
@@ -411,10 +423,10 @@ class Engine:
         self.state = armed
         self._journal_events(events)
 
-    def _send(self, moves: list[P.Move]) -> None:
+    def _send(self, moves: list[P.Move], *, always: bool = False) -> None:
         for move in moves:
             try:
-                self.driver.set_fader_db(move.channel, move.to_db)
+                self.driver.set_fader_db(move.channel, move.to_db, always=always)
             except DeskOfflineError:
                 self._record("unsent", ch=move.channel, to=encode_db(move.to_db), reason="desk offline")
                 continue

@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import osc
+from . import osc, udpfilter
 from .errors import DeskError, DeskIdentityError, DeskUnreachableError, OscDecodeError, ProfileError
 from .events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, NameChanged, PacketRejected, Source
 from .faderlaw import clamp_to_range
@@ -44,14 +44,18 @@ Listener = Callable[[DeskEvent], None]
 RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: An engineer's move that arrives this soon after one of our writes to the same
 #: fader (or one round trip to the desk, when that is longer) may have been
-#: overwritten by that write at the desk: it is sent back once, so the engineer
-#: wins the race whatever order the desk saw.
+#: overwritten by that write at the desk: its event says so, and the bridge may
+#: send it back once (within the policy's bounds), so the engineer wins the race.
 ENGINEER_WINS_WINDOW_S = 0.25
 #: How often a write the desk's answers show was lost is sent again before the
 #: desk's level counts as somebody else's (a desk that refuses our writes).
 MAX_RESENDS = 3
 #: Earlier unconfirmed writes remembered per fader (a desk that is slow to answer).
 MAX_UNCONFIRMED_STEPS = 64
+#: Faders whose answers to one round of polls all contradict our writes before the desk counts as changed wholesale.
+WHOLESALE_CHANGE_FADERS = 2
+#: How often the kernel's count of dropped datagrams is read (``read_queued``).
+DROPS_READ_PERIOD_S = 1.0
 #: Most datagrams one ``read_queued`` call handles (a flood must not stall a control step).
 MAX_QUEUED_READ = 256
 #: Largest datagram read (OSC over UDP; a desk's biggest answer is a few kB).
@@ -96,10 +100,13 @@ class DriverStats:
     rejected: int = 0  # garbage, wrong type, foreign source
     own_echoes: int = 0
     resent: int = 0  # writes sent again because the desk still showed the value from before them
-    reasserted: int = 0  # engineer moves sent back because one of our writes may have crossed them
+    unmutes_checked: int = 0  # pushed unmutes asked back before they were believed
+    crossed: int = 0  # external moves one of our writes may have crossed on the network (reported, never written back here)
     reconnects: int = 0
     clamped: int = 0  # fader values the desk reported outside the law's range (clamped, logged)
     refused: int = 0  # ICMP port unreachable: nothing listens at the desk's port
+    filtered_in_kernel: bool = False  # a socket filter keeps everything but the desk out (see udpfilter)
+    dropped_in_kernel: int = 0  # datagrams that filter (or a full receive buffer) dropped, also in ``rejected``
 
 
 @dataclass
@@ -116,6 +123,7 @@ class _Unconfirmed:
 class _PendingWrite:
     value: float
     handle: asyncio.TimerHandle
+    resend: bool = False  # a level the desk held before (a hand's, sent back): it opens no crossing window
 
 
 @dataclass
@@ -195,7 +203,9 @@ class OscDeskDriver:
         self._unconfirmed: dict[str, _Unconfirmed] = {}
         self._last_write_at: dict[str, float] = {}
         self._bridge_write_at: dict[str, float] = {}  # writes the bridge chose (not resends)
-        self._polls: dict[str, float] = {}  # fader address -> when its poll query went out
+        self._polls: dict[str, float] = {}  # fader (or mute being verified) address -> when its query went out
+        self._answered_round: float | None = None  # when the poll now being answered went out
+        self._contradictions: dict[float, set[str]] = {}  # poll round -> faders its answers showed changed behind us
         self.rtt_s = 0.0  # the longest recent round trip to the desk (query to answer), decaying
         self._pending: dict[str, _PendingWrite] = {}
         self._transport: asyncio.DatagramTransport | None = None
@@ -207,6 +217,8 @@ class OscDeskDriver:
         self._tasks: list[asyncio.Task[None]] = []
         self._reconnecting: asyncio.Task[None] | None = None
         self._closed = False
+        self._dropped_at_start = 0
+        self._drops_read_at = -math.inf
 
     @classmethod
     def for_show(cls, show: "Show", **overrides: Any) -> "OscDeskDriver":
@@ -266,6 +278,9 @@ class OscDeskDriver:
             if sys.platform.startswith("linux"):
                 sock.setsockopt(*_RECVERR[family], 1)
             sock.bind((bind_host, self.local_port))
+            desk_port = self._peer[1] if self.profile.replies_to_sender else None
+            self.stats.filtered_in_kernel = udpfilter.accept_only_from(sock, self._peer[0], desk_port)
+            self._dropped_at_start = udpfilter.dropped(sock) or 0
             transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
         except OSError as exc:
             sock.close()
@@ -334,12 +349,16 @@ class OscDeskDriver:
         """Ask the desk for a fader now, in dB (``-inf`` when off)."""
         return self.profile.law.to_db(await self.read_fader(channel))
 
-    def set_fader_db(self, channel: int, db: float) -> float:
-        """Move a fader to ``db``; returns the level the desk will hold. Rate-limited, deduplicated."""
-        law = self.profile.law
-        return law.to_db(self.set_fader(channel, law.from_db(db)))
+    def set_fader_db(self, channel: int, db: float, *, always: bool = False) -> float:
+        """Move a fader to ``db``; returns the level the desk will hold. Rate-limited, deduplicated.
 
-    def set_fader(self, channel: int, value: float) -> float:
+        ``always`` sends it even when the desk is last seen holding that step
+        (sending a hand's level back, which one of our writes may have overwritten).
+        """
+        law = self.profile.law
+        return law.to_db(self.set_fader(channel, law.from_db(db), always=always))
+
+    def set_fader(self, channel: int, value: float, *, always: bool = False) -> float:
         """Move a fader to a wire value; returns the quantized value the desk will hold."""
         if not self.connected:
             raise DeskOfflineError("desk is not connected; the write was not sent", self.host, self.port)
@@ -353,18 +372,18 @@ class OscDeskDriver:
         if pending is not None:
             pending.handle.cancel()
         current = self.view[channel].fader if channel in self.view else math.nan
-        if pending is None and not math.isnan(current) and law.step_of(current) == step:
+        if pending is None and not always and not math.isnan(current) and law.step_of(current) == step:
             self.stats.skipped_equal += 1
             return held
         now = self._now()
         due = self._last_write_at.get(address, -math.inf) + 1.0 / self.profile.max_writes_per_s
         if now >= due:
-            self._write(address, held)
+            self._write(address, held, resend=always)
         else:
             self.stats.deferred += 1
             assert self._loop is not None
             handle = self._loop.call_later(due - now, self._flush, address)
-            self._pending[address] = _PendingWrite(held, handle)
+            self._pending[address] = _PendingWrite(held, handle, resend=always)
         return held
 
     async def sync(self) -> None:
@@ -491,11 +510,17 @@ class OscDeskDriver:
         last_poll = self._now()
         poll_period_s = self.poll_period_s
         tick_s = min(0.25, p.liveness_timeout_s / 6, poll_period_s / 2 if poll_period_s else math.inf)
+        woke = self._now()
         while not self._closed:
             await asyncio.sleep(tick_s)
+            now = self._now()
+            stalled_s = now - woke - 2 * tick_s
+            woke = now
             if not self.connected:
                 continue
-            now = self._now()
+            if stalled_s > 0:  # our own loop stood still (a busy or suspended process): not the desk's silence
+                self._last_rx = min(now, self._last_rx + stalled_s)
+            self._report_kernel_drops()
             if now - last_renew >= renew_s:
                 self._subscribe()
                 last_renew = now
@@ -503,6 +528,9 @@ class OscDeskDriver:
                 self._poll_faders(now)
                 last_poll = now
             silent_s = now - self._last_rx
+            if silent_s > p.liveness_timeout_s / 3:
+                self.read_queued()  # a loop that was busy is not a silent desk: read what waits first
+                silent_s = now - self._last_rx
             if silent_s > p.liveness_timeout_s:
                 self._lost(f"no answer from the desk for {silent_s:.1f} s")
                 continue
@@ -552,6 +580,7 @@ class OscDeskDriver:
         asked_at = self._polls.pop(address, None)
         if asked_at is None:
             return False
+        self._answered_round = asked_at
         self._note_round_trip(now - asked_at)
         if self._last_write_at.get(address, -math.inf) >= asked_at:
             return None
@@ -567,7 +596,9 @@ class OscDeskDriver:
             pending.handle.cancel()
         self._pending.clear()
         self._unconfirmed.clear()  # the reconnect sweep reads every fader again
+        self._last_sent.clear()
         self._polls.clear()
+        self._contradictions.clear()
         self._emit(DeskLost(reason, self._now()))
         if self._reconnecting is None or self._reconnecting.done():
             self._reconnecting = asyncio.create_task(self._reconnect_loop(), name="desk-reconnect")
@@ -600,6 +631,8 @@ class OscDeskDriver:
         self.stats.sent += 1
 
     def _write(self, address: str, held: float, *, resend: bool = False) -> None:
+        """Send a fader level. A resend (a lost write again, a hand's level sent back) is no new decision of ours:
+        it is not remembered as unconfirmed and opens no window in which a hand's move counts as crossed."""
         self._send(address, self.profile.fader.type, (held,))
         law = self.profile.law
         target = self._by_address.get(address)
@@ -632,12 +665,15 @@ class OscDeskDriver:
     def _flush(self, address: str) -> None:
         pending = self._pending.pop(address, None)
         if pending is not None and self.connected:
-            self._write(address, pending.value)
+            self._write(address, pending.value, resend=pending.resend)
 
     def _on_socket_error(self, exc: Exception) -> None:
         """Count a refusal (nothing listens at the desk's port) and empty the socket's error queue."""
         if isinstance(exc, ConnectionRefusedError):
             self.stats.refused += 1
+            if self.connected:  # the desk's port closed under us: its OSC service (or the desk) is restarting
+                self._lost("the desk's OSC port refused our datagrams (the desk restarting?): reading it again "
+                           "once it answers")
         log.debug("socket error from desk: %s", exc)
         flag = getattr(socket, "MSG_ERRQUEUE", 0)
         while flag and self._socket is not None:  # queued ICMP reports hold receive-buffer memory until read
@@ -663,6 +699,7 @@ class OscDeskDriver:
         which read after our write would show the level from before it and
         pass for a hand pulling the fader back.
         """
+        self._report_kernel_drops()
         count = 0
         for _ in range(MAX_QUEUED_READ):
             if self._socket is None:
@@ -677,6 +714,21 @@ class OscDeskDriver:
             count += 1
             self._on_datagram(data, (addr[0], addr[1]))
         return count
+
+    def _report_kernel_drops(self) -> None:
+        """Once a second, count and report the datagrams the socket's filter (or a full buffer) dropped."""
+        now = self._now()
+        if self._socket is None or now - self._drops_read_at < DROPS_READ_PERIOD_S:
+            return
+        self._drops_read_at = now
+        total = udpfilter.dropped(self._socket)
+        if total is None or total <= self._dropped_at_start + self.stats.dropped_in_kernel:
+            return
+        new = total - self._dropped_at_start - self.stats.dropped_in_kernel
+        self.stats.dropped_in_kernel += new
+        self.stats.rejected += new
+        self._emit(PacketRejected("datagrams from a source that is not the desk (or beyond a full receive buffer), "
+                                  "dropped in the kernel", "not the desk", now, count=new))
 
     def _on_datagram(self, data: bytes, peer: Peer) -> None:
         now = self._now()
@@ -723,10 +775,10 @@ class OscDeskDriver:
                 self._last_sent.pop(message.address, None)  # the desk moved on from our last write
                 self._cancel_pending(message.address)
             self._store_fader(view, held)
-            if changed and source == "external" and not clamped:  # a clamped report is never sent back to the desk
-                self._engineer_wins(message.address, held, now)
+            # A clamped report is never offered back to the desk: the desk cannot have held that level.
+            crossed = changed and source == "external" and not clamped and self._crossed(message.address, now)
             if changed:
-                self._emit(FaderMoved(target.channel, held, view.fader_db, source, now))
+                self._emit(FaderMoved(target.channel, held, view.fader_db, source, now, crossed=crossed))
             return
         shape = p.mute if target.kind == "mute" else p.name_param
         value = shape.value_in(message.tags, message.args)
@@ -740,13 +792,26 @@ class OscDeskDriver:
                 self.stats.rejected += 1
                 return
             muted = number == p.mute.muted_value
-            if view.muted != muted:
+            if view.muted and not muted and source == "external" and not answer:
+                self._verify_unmute(message.address, now)
+            elif view.muted != muted:
                 view.muted = muted
                 self._emit(MuteChanged(target.channel, muted, source, now))
         elif target.kind == "name" and isinstance(value, str):
             if view.name != value:
                 view.name = value
                 self._emit(NameChanged(target.channel, value, source, now))
+
+    def _verify_unmute(self, address: str, now: float) -> None:
+        """A pushed unmute is believed only once the desk answers our own question with it.
+
+        A muted channel is never ridden; a forged or stray "unmuted" would
+        start the bridge writing a channel the engineer muted. The answer to
+        the query counts as an answer (see :meth:`_poll_answer`).
+        """
+        self.stats.unmutes_checked += 1
+        self._polls[address] = now
+        self._send(self.profile.query_of(address))
 
     def _in_range(self, address: str, number: float) -> tuple[float, bool]:
         """A fader value the desk cannot hold is clamped into the law's range and logged (once per excursion)."""
@@ -770,20 +835,25 @@ class OscDeskDriver:
         before them all, or one of ours it overtook) means the write was lost
         on the way: it is sent again, up to :data:`MAX_RESENDS` times, instead
         of being taken for a hand on the fader. A pushed level is somebody
-        else's move, unless an echoing desk echoes one of our earlier writes.
+        else's move, unless it is one of the writes we still remember sending
+        (an echo, whether or not the profile expects the desk to echo).
         """
         pending = self._unconfirmed.get(address)
         if pending is None:
             if self._last_sent.get(address) == step:
                 self.stats.own_echoes += 1
                 return True
+            if answer and address in self._last_sent:
+                self._contradicted(address)
             return False
         if step == pending.sent_step:
             del self._unconfirmed[address]
             self.stats.own_echoes += 1
             return True
         if not answer:
-            if step in pending.earlier_steps and self.profile.echoes_own_writes:
+            # An echo of one of our earlier writes, overtaken by later ones (a round trip longer than the write
+            # interval), is ours whatever the profile says of echoes: some firmwares echo sets, some do not.
+            if step in pending.earlier_steps:
                 self.stats.own_echoes += 1
                 return True
             del self._unconfirmed[address]
@@ -794,13 +864,40 @@ class OscDeskDriver:
             self._write(address, self.profile.law.value_of_step(pending.sent_step), resend=True)
             return True
         del self._unconfirmed[address]
+        if answer:
+            self._contradicted(address)
         return False
 
-    def _engineer_wins(self, address: str, held: float, now: float) -> None:
-        """Send an engineer's move back once when our last write may have crossed it on the way."""
-        if now - self._bridge_write_at.pop(address, -math.inf) < max(ENGINEER_WINS_WINDOW_S, self.rtt_s):
-            self.stats.reasserted += 1
-            self._write(address, held, resend=True)
+    def _contradicted(self, address: str) -> None:
+        """An answer to our poll shows a level none of our writes left there (nor the level before them).
+
+        One such fader is a hand. Several in one round of polls mean the
+        desk's faders changed wholesale behind our back: a desk that restarted
+        (with no push: its subscriptions are gone) faster than the liveness
+        timeout, or a scene recall nobody pushed. Either way the picture the
+        bridge writes from is wrong, so the desk counts as lost and is read
+        again, whole, before the next write.
+        """
+        round_s = self._answered_round
+        if round_s is None:
+            return
+        contradicted = self._contradictions.setdefault(round_s, set())
+        contradicted.add(address)
+        for old in [t for t in self._contradictions if t < round_s]:
+            del self._contradictions[old]
+        if len(contradicted) >= WHOLESALE_CHANGE_FADERS and self.connected:
+            self._lost(f"{len(contradicted)} faders answered our poll with levels none of our writes left there "
+                       f"(a desk restart or an unannounced scene recall): reading the desk again")
+
+    def _crossed(self, address: str, now: float) -> bool:
+        """Whether our last write to a fader went out so shortly before this move that it may have overwritten it.
+
+        The driver never writes the move back itself: the event says so, and
+        the bridge's policy decides whether sending it back is within bounds.
+        """
+        crossed = now - self._bridge_write_at.pop(address, -math.inf) < max(ENGINEER_WINS_WINDOW_S, self.rtt_s)
+        self.stats.crossed += crossed
+        return crossed
 
     def _store_fader(self, view: ChannelView, held: float) -> None:
         view.fader = held

@@ -19,6 +19,9 @@ class FaderMoved:
     db: float  # -inf when off
     source: Source
     time_s: float
+    #: One of the bridge's writes to this fader went out so shortly before that it may have crossed this move
+    #: on the network and overwritten it at the desk: the bridge may send the move back (its policy decides).
+    crossed: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class PacketRejected:
     reason: str
     peer: str
     time_s: float
+    count: int = 1  # datagrams this event stands for (the kernel's filter reports its drops in bulk)
 
 
 DeskEvent = FaderMoved | MuteChanged | NameChanged | DeskConnected | DeskLost | PacketRejected

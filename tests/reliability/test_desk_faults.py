@@ -48,7 +48,7 @@ def report(name: str, bridge: Bridge, ledger: Ledger) -> None:
     """The figures docs/safety.md quotes (pytest -s shows them)."""
     s, d, sim = bridge.engine.status, bridge.driver.stats, bridge.desk.stats
     print(f"\n{name}: {s.moves} moves, {ledger.bridge_writes} reached the desk, {sim.dropped_by_loss} datagrams dropped, "
-          f"{sim.reordered} reordered, resent {d.resent}, sent back to a hand {d.reasserted}, {s.engineer_moves} desk "
+          f"{sim.reordered} reordered, resent {d.resent}, sent back to a hand {s.sent_back}, {s.engineer_moves} desk "
           f"changes, max {ledger.max_writes_per_s} writes/s on a fader, "
           f"{max(ledger.reversals.values(), default=0)} reversals, {ledger.moves_lost} moves lost")
 
