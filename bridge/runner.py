@@ -103,6 +103,7 @@ class RunOptions:
     mqtt: BrokerAddress | None = None  # --mqtt: telemetry on this broker, overriding the show's [mqtt] host
     web: WebAddress | None = None  # --web: serve the web control surface here
     web_token: str = ""  # commands from the web surface must carry it when set
+    web_hosts: tuple[str, ...] = ()  # --web-host: more names the web surface may be reached by
 
 
 async def run_show(show: Show, options: RunOptions) -> EngineStatus:
@@ -140,7 +141,7 @@ async def _run_show(show: Show, options: RunOptions, web_socket: socket.socket |
         if web_socket is not None:
             from .web import WebSurface
 
-            surface = WebSurface(engine, web_socket, token=options.web_token)
+            surface = WebSurface(engine, web_socket, token=options.web_token, hosts=options.web_hosts)
         if surface is not None:
             await surface.start()
             print(f"web surface: {surface.url}", flush=True)
