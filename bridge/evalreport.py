@@ -56,6 +56,7 @@ class ItemScore:
     travel_db: float = 0.0
     writes: int = 0
     armed_min: float = 0.0
+    error_over_time_db: list = field(default_factory=list)  # [second, median |error| over that second's steps]
 
 
 @dataclass
@@ -138,12 +139,14 @@ def score(item: Multitrack, run: Run) -> ItemScore:
     measured = times - FRAME_S >= MEASURE_FROM_S
     targets = target_faders(item)
     errors = np.zeros(0)
+    over_time: list = []
     offset = math.nan
     mrstft = loudness_diff = math.nan
     if targets is not None:
         deviation = run.faders_db - (targets[None, :] - drift_db(item, times))
         rows = []
         offsets = []
+        seconds: list[int] = []
         for k in np.flatnonzero(measured):
             counted = heard[k] & np.isfinite(deviation[k])
             if np.sum(counted) < 2:
@@ -151,15 +154,19 @@ def score(item: Multitrack, run: Run) -> ItemScore:
             common = float(np.median(deviation[k, counted]))
             offsets.append(common)
             rows.append(np.abs(deviation[k, counted] - common))
+            seconds.append(int(times[k]))
         errors = np.concatenate(rows) if rows else np.zeros(0)
+        over_time = [[second, round(float(np.median(np.concatenate([r for r, t in zip(rows, seconds) if t == second]))), 3)]
+                     for second in sorted(set(seconds))]
         offset = float(np.median(offsets)) if offsets else math.nan
-        mrstft, loudness_diff = _mix_distance(item, run, targets)
+        if item.target_mix is not None:
+            mrstft, loudness_diff = _mix_distance(item, run, targets)
     return ItemScore(
         item.name, run.model,
         float(np.median(errors)) if errors.size else math.nan,
         float(np.percentile(errors, 90)) if errors.size else math.nan,
         mrstft, loudness_diff, travel / armed_min, run.writes / armed_min,
-        settle_times(run, heard), offset, errors, travel, run.writes, armed_min)
+        settle_times(run, heard), offset, errors, travel, run.writes, armed_min, over_time)
 
 
 def _mix_distance(item: Multitrack, run: Run, targets: np.ndarray) -> tuple[float, float]:
