@@ -153,3 +153,14 @@ def test_the_loudness_residual_starts_as_loudness_equalisation():
     gains = model(patches, torch.full((1, 3, 12), -30.0), torch.ones(1, 3, dtype=torch.bool))
     # The mean level is 4 dB above the quiet pair: the loud one comes down 8 dB, the others up 4.
     assert torch.allclose(gains[0, :, -1], torch.tensor([-8.0, 4.0, 4.0]), atol=1e-3)
+
+
+def test_train_on_a_folder_that_is_no_corpus_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from ailive.bridge.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--config", "models/train/configs/smoke.toml", "--corpus", str(tmp_path),
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "corpus.json" in result.output and "Traceback" not in result.output
