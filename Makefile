@@ -9,7 +9,7 @@ SYSTEM_STAMP := $(VENV)/.system
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: all setup system test soak demo bench clean
+.PHONY: all setup system test soak wheel-check demo bench clean
 
 all: test
 
@@ -36,6 +36,10 @@ test: setup
 # The long reliability runs (docs/safety.md): ten minutes of show in real time, an hour with the loudness model.
 soak: setup
 	$(BIN)/python -m pytest -m soak -s tests/reliability $(PYTEST_ARGS)
+
+# The wheel alone: built, installed in a fresh venv (runtime dependencies from the package index), run from outside the checkout.
+wheel-check: setup
+	$(BIN)/python -m pytest -m wheel tests/test_wheel.py $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/ailive demo --headless

@@ -586,7 +586,8 @@ def eval_command(model_names: str, set_spec: str, out_dir: Path, cache_dir: Path
 
     Prints the table of docs/evaluation.md (gain error, mix distance, fader
     travel, desk writes, settling) and saves it with one fader plot per
-    multitrack. Needs the train extra (pip install 'ailive-bridge[train]').
+    multitrack. Rendering the synthetic held-out set needs the train extra
+    (pip install 'ailive-bridge[train]'); a folder of recordings does not.
 
     \b
     Examples:
@@ -612,7 +613,7 @@ def eval_command(model_names: str, set_spec: str, out_dir: Path, cache_dir: Path
     except AiliveError as exc:
         fail(str(exc))
     except ImportError as exc:
-        fail(f"ailive eval needs the train extra (pip install 'ailive-bridge[train]'): {exc}")
+        fail(f"rendering the held-out set needs the train extra (pip install 'ailive-bridge[train]'): {exc}")
     if as_json:
         click.echo(json.dumps(json_object(summaries)))
         return

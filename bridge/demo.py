@@ -1,7 +1,7 @@
 """The embedded default: the example multitrack through the real pipeline onto a built-in desk simulator.
 
 No desk, no sound card, no broker: ``ailive demo`` starts the simulator on
-loopback, plays ``examples/multitrack`` through the streaming engine, arms
+loopback, plays the shipped multitrack (``examples/multitrack``) through the streaming engine, arms
 after a short read-in, has a scripted engineer grab the vocal fader, and
 writes what happened: the mix as the desk would sound with the bridge's
 faders, the unity mix, the journal, a fader-automation plot and a summary.
@@ -15,6 +15,7 @@ import socket
 import sys
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ from .sources import FileSource
 from .ui import headless_log, live_view
 from .web import WebAddress, WebSurface, listen
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: The demo's shows and multitrack, shipped in the package (the checkout's ``examples/`` links here).
+EXAMPLES = Path(str(resources.files("ailive.bridge") / "examples"))
 READ_IN_S = 2.0
 ENGINEER_PUSH_DB = -3.0
 
