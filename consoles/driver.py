@@ -510,7 +510,7 @@ class OscDeskDriver:
         last_poll = self._now()
         poll_period_s = self.poll_period_s
         tick_s = min(0.25, p.liveness_timeout_s / 6, poll_period_s / 2 if poll_period_s else math.inf)
-        woke = self._now()
+        woke = self._last_rx  # the handshake's end: a loop busy since then has not been listening either
         while not self._closed:
             await asyncio.sleep(tick_s)
             now = self._now()
@@ -634,6 +634,8 @@ class OscDeskDriver:
         """Send a fader level. A resend (a lost write again, a hand's level sent back) is no new decision of ours:
         it is not remembered as unconfirmed and opens no window in which a hand's move counts as crossed."""
         self._send(address, self.profile.fader.type, (held,))
+        if not self.connected:  # the send itself found the desk's port closed: nothing to remember, all to re-read
+            return
         law = self.profile.law
         target = self._by_address.get(address)
         if target is not None and not resend:
