@@ -140,14 +140,14 @@ async def test_idle_sockets_without_the_token_never_lock_the_token_holder_out(x3
                 status, writer = await raw_handshake(port)
                 statuses.append(status)
                 squatters.append(writer)
-            assert statuses.count(101) == MAX_GUESTS and set(statuses) == {101, 403}
-            assert bridge.surface.stats.guests == MAX_GUESTS
             async with page(bridge, protocols=token_protocols(TOKEN)) as tablet:
                 assert tablet.hello["token_required"] is True and tablet.hello["authenticated"] is True
                 armed = await tablet.ask({"command": "arm", "id": "tablet-arm", "token": TOKEN})
                 assert armed["ok"] is True
                 killed = await tablet.ask({"command": "kill", "id": "tablet-kill", "token": TOKEN})
                 assert killed["ok"] is True and killed["armed"] is False
+            assert statuses.count(101) == MAX_GUESTS and set(statuses) == {101, 403}
+            assert bridge.surface.stats.guests == MAX_GUESTS
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:  # a wrong token is only a watcher
                 async with page(bridge, protocols=token_protocols("guess")):
                     pass
@@ -178,7 +178,7 @@ async def test_the_page_holding_the_token_gets_past_squatters_in_a_real_browser(
     from playwright.async_api import expect
 
     async with web_bridge(x32_sim, stems, tmp_path, token=TOKEN) as bridge:
-        squatters = [(await raw_handshake(bridge.surface.address.port))[1] for _ in range(MAX_GUESTS + 2)]
+        squatters = [(await raw_handshake(bridge.surface.address.port))[1] for _ in range(MAX_CLIENTS + MAX_GUESTS)]
         try:
             tab, errors = await open_page(browser, f"{bridge.url}#token={TOKEN}")
             await tab.locator("#arm").click()
@@ -223,6 +223,8 @@ def test_a_refusal_log_is_bounded_per_source_and_escapes_what_a_stranger_chose()
 async def test_a_flood_of_refused_commands_is_a_few_lines_of_the_bridges_own(x32_sim, stems, tmp_path):
     bridge = await ailive("run", str(EXAMPLE), "--source", str(stems), "--desk", f"127.0.0.1:{x32_sim.port}",
                           "--headless", "--web", "127.0.0.1:0", "--journal", str(tmp_path / "j"))
+    assert bridge.stderr is not None
+    stderr = asyncio.create_task(bridge.stderr.read())  # read all along: a full pipe would stall the bridge
     started = time.monotonic()
     sent = 3000
     try:
@@ -238,7 +240,9 @@ async def test_a_flood_of_refused_commands_is_a_few_lines_of_the_bridges_own(x32
             assert codes == {"unknown_command"} and message["ok"] is True  # (a browser that reads slowly misses some)
     finally:
         bridge.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(bridge.communicate(), 30)
+        assert bridge.stdout is not None
+        await asyncio.wait_for(asyncio.gather(bridge.stdout.read(), bridge.wait()), 30)
+        err = await asyncio.wait_for(stderr, 30)
     elapsed_s = time.monotonic() - started
     lines = err.decode().splitlines()
     refusals = [line for line in lines if "refused" in line]
