@@ -63,12 +63,13 @@ async def test_bridge_taps_jack_brings_a_hot_channel_down_respects_a_hand_and_ki
             try:
                 await wait_for(lambda: x32_sim.fader_db(1) < -3.0, timeout_s=8.0)  # 12 dB too hot: coming down
                 assert x32_sim.fader_db(8) == snapshot[8]  # talkback is excluded
-                x32_sim.move_fader_db(2, -12.0)  # the engineer's hand
+                x32_sim.move_fader_db(2, -5.0)  # the engineer's hand, inside the window: a crossing write is undone
                 await wait_for(lambda: engine.status.engineer_moves >= 1, timeout_s=1.0)
                 writes_before = x32_sim.stats.writes.get("/ch/02/mix/fader", 0)
                 await asyncio.sleep(1.5)
-                assert x32_sim.stats.writes.get("/ch/02/mix/fader", 0) == writes_before  # respected for the hold
-                assert x32_sim.fader_db(2) == pytest.approx(-12.0, abs=0.1)
+                # Respected for the hold: at most the hand's own level sent back (one of our writes may have crossed it).
+                assert x32_sim.stats.writes.get("/ch/02/mix/fader", 0) - writes_before <= 1
+                assert x32_sim.fader_db(2) == pytest.approx(-5.0, abs=0.1)
                 engine.kill()
                 await wait_for(lambda: all(x32_sim.fader_db(ch) == snapshot[ch] for ch in show.desk_channels), timeout_s=2.0)
             finally:

@@ -47,7 +47,8 @@ class VirtualDesk:
 
     # ----- the bridge's side ---------------------------------------------------------------------
 
-    def set_fader_db(self, channel: int, db: float) -> float:
+    def set_fader_db(self, channel: int, db: float, *, always: bool = False) -> float:
+        """A write lands at once; ``always`` (a level sent back) changes nothing here: nothing is ever skipped."""
         if not self.connected:
             raise DeskOfflineError("desk is not connected; the write was not sent", "virtual", 0)
         if not math.isfinite(db) and db != -math.inf:
