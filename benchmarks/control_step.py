@@ -26,14 +26,20 @@ from ailive.consoles.show import DeskAddress, PolicySettings
 from ailive.consoles.sim import DeskSimulator
 from ailive.models.base import GainModel
 from ailive.models.registry import load_model
+from ailive.models.runtime import AlmRuntime
 
 from .common import FRAME_MS, RATE, RESULTS, band, bench_show, machine, percentiles, wide_profile
 from .naive_alm import NaiveAlm
 from .weights import VARIANTS, Weights, resolve
 
 CLASSIC = ("unity", "dugan", "loudness")
+#: The ALMs also measured with the slow graph on its worker thread (``AILIVE_SLOW_GRAPH=worker``), as ``NAME+worker``.
+WORKER = "+worker"
 #: Steps run before timing starts: ONNX Runtime's first runs allocate.
 WARMUP_STEPS = 20
+#: Idle time between steps, untimed: a live loop idles most of each 50 ms frame, and a slow graph
+#: on the worker thread finishes then; with no gap at all it would still be running at the next step.
+IDLE_S = 0.005
 
 
 class ArraySource:
@@ -59,6 +65,7 @@ class ArraySource:
     async def next_block(self, frames: int, timeout_s: float) -> Block | None:
         if self._next >= self.steps:
             raise EndOfSource("done")
+        await asyncio.sleep(IDLE_S)
         start = (self._next * frames) % (self.signals.shape[1] - frames)
         self._next += 1
         return Block(self.signals[:, start:start + frames].copy(), self._next * frames, RATE)
@@ -69,6 +76,9 @@ def model_factory(weights: dict[str, Weights]) -> Callable[[str], GainModel]:
     def make(name: str) -> GainModel:
         if name.startswith("naive-"):
             return NaiveAlm(load_model(weights[name.removeprefix("naive-")].model))  # type: ignore[arg-type]
+        if name.endswith(WORKER):
+            model = load_model(weights[name.removesuffix(WORKER)].model)
+            return AlmRuntime(model.folder, slow_on_worker=True)  # type: ignore[attr-defined]
         return load_model(weights[name].model if name in weights else name)
     return make
 
@@ -134,7 +144,7 @@ def add_weights_options(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_weights(args: argparse.Namespace, names: list[str]) -> dict[str, Weights]:
-    wanted = {name.removeprefix("naive-") for name in names} & set(VARIANTS)
+    wanted = {name.removeprefix("naive-").removesuffix(WORKER) for name in names} & set(VARIANTS)
     return {name: resolve(name, getattr(args, name.replace("-", "_"))) for name in sorted(wanted)}
 
 
@@ -142,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--channels", type=int, nargs="+", default=[8, 16, 32, 64])
-    parser.add_argument("--models", nargs="+", default=[*CLASSIC, *VARIANTS, *(f"naive-{n}" for n in VARIANTS)])
+    parser.add_argument("--models", nargs="+", default=[*CLASSIC, *VARIANTS, f"alm-mr{WORKER}", *(f"naive-{n}" for n in VARIANTS)])
     parser.add_argument("--out", type=Path, default=RESULTS / "control_step.json")
     add_weights_options(parser)
     args = parser.parse_args()

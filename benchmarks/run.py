@@ -19,7 +19,7 @@ from .weights import VARIANTS
 
 #: The model the live sections run: the multi-rate ALM runs its fast graph every step, the heavier of the two.
 LIVE_MODEL = "alm-mr"
-ALL_MODELS = [*control_step.CLASSIC, *VARIANTS]
+ALL_MODELS = [*control_step.CLASSIC, *VARIANTS, f"{LIVE_MODEL}{control_step.WORKER}"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load-seconds", type=float, default=60.0)
     parser.add_argument("--load-channels", type=int, nargs="+", default=None,
                         help="channel counts of the CPU and memory runs (default: --channels; 32 always)")
-    parser.add_argument("--traffic-models", nargs="+", default=ALL_MODELS)
+    parser.add_argument("--traffic-models", nargs="+", default=[*control_step.CLASSIC, *VARIANTS])
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="an experiment: the bridge's Python GIL switch interval (default: Python's, as shipped)")
     parser.add_argument("--hog-cpu", type=int, default=1, help="the core the CPU hog holds during the safety run")

@@ -9,11 +9,22 @@ gets "no opinion" (NaN, which the safety policy turns into a hold) and its
 memory is left untouched.
 
 One intra-op thread per session: the other core belongs to JACK.
+
+The slow graph (every 6th frame for ALM-MR, the control step's p99 spike)
+can run on a worker thread (``AILIVE_SLOW_GRAPH=worker``, or
+``slow_on_worker=True``): ONNX Runtime releases the GIL while it runs, so the
+control step that starts it returns at once, and its embedding is taken up
+from the next frame, the worker having had the idle rest of a frame. The
+models were trained with the embedding on its own frame, and on the held-out
+set that one frame costs ALM-MR 0.2 dB of median gain error (docs/model.md),
+so inline is the default.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +41,8 @@ SLOW_INPUTS = ("patches", "active")
 FAST_INPUTS = ("slow", "rms_db", "active", "state")
 #: A channel that was heard, then silent this long, then active again is treated as re-patched: its memory starts afresh.
 REJOIN_AFTER_S = 2.0
+#: Where the slow graph runs unless the caller says: ``inline`` (on its own frame) or ``worker`` (taken up a frame later).
+SLOW_GRAPH_ENV = "AILIVE_SLOW_GRAPH"
 
 
 class ModelLoadError(ValueError):
@@ -138,13 +151,15 @@ class AlmState:
     silent_frames: np.ndarray  # (channels,) frames since the channel was last active
     heard: np.ndarray  # (channels,) bool: the channel has been active at least once
     step: int = 0
+    pending: Future | None = None  # a slow step's embedding still on the worker
 
 
 class AlmRuntime:
     """An exported ALM model behind the gain-model interface; the state is updated in place and returned."""
 
-    def __init__(self, folder: Path | str) -> None:
+    def __init__(self, folder: Path | str, slow_on_worker: bool | None = None) -> None:
         self.folder = Path(folder)
+        self._worker: ThreadPoolExecutor | None = None
         self.spec_card = AlmCard.read(self.folder)
         for role in ("slow", "fast"):
             file = self.spec_card.graphs.get(role)
@@ -164,6 +179,11 @@ class AlmRuntime:
         self.card = ModelCard(self.spec_card.name, self.spec_card.description or f"ALM-{self.spec_card.variant.upper()}",
                               GAIN_MIN_DB, GAIN_MAX_DB)
         self._features: StreamingLogMel | None = None
+        timing = self.spec_card.timing
+        # Deferred by one frame only where a fast step runs on the next frame to take it up (ALM-MR); where
+        # the fast step waits as long as the slow one (SR, DMC), deferring would cost a whole slow period.
+        wanted = _slow_on_worker_from_env() if slow_on_worker is None else slow_on_worker
+        self.slow_on_worker = wanted and timing.fast_every < timing.slow_every
 
     @property
     def timing(self) -> Timing:
@@ -206,16 +226,19 @@ class AlmRuntime:
         self._features.push(state.features, frame)
         state.mean_squares = np.roll(state.mean_squares, -1, axis=1)
         state.mean_squares[:, -1] = np.mean(np.square(frame), axis=1, dtype=np.float64)
+        if state.pending is not None:
+            self._take_slow(state)
         if state.step % timing.slow_every == 0:
-            self._run_slow(state)
+            self._start_slow(state)
         if state.step % timing.fast_every == 0:
             self._run_fast(state)
         state.step += 1
         gains = np.where(state.active & finite, state.gains, np.nan)
         return gains, state
 
-    def _run_slow(self, state: AlmState) -> None:
-        patches = self._features.patch(state.features)
+    def _start_slow(self, state: AlmState) -> None:
+        """This frame's activity, at once; its slow embedding on the worker, or inline (then done when this returns)."""
+        patches = self._features.patch(state.features).astype(np.float32, copy=False)
         active = self._features.active(state.features, ACTIVE_GATE_DB)
         frames_per_slow = self.spec_card.timing.slow_every
         rejoining = active & state.heard & (state.silent_frames * FRAME_S >= REJOIN_AFTER_S)
@@ -224,7 +247,18 @@ class AlmRuntime:
         state.silent_frames = np.where(active, 0, state.silent_frames + frames_per_slow)
         state.active = active
         state.heard |= active
-        (state.slow,) = self._slow.run(None, {"patches": patches.astype(np.float32, copy=False), "active": active})
+        inputs = {"patches": patches, "active": active}
+        if not self.slow_on_worker:
+            (state.slow,) = self._slow.run(None, inputs)
+            return
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ailive-{self.spec_card.name}-slow")
+        state.pending = self._worker.submit(self._slow.run, None, inputs)
+
+    def _take_slow(self, state: AlmState) -> None:
+        """The slow step's embedding becomes the model's (waiting for the worker only if it is late)."""
+        embedding, state.pending = state.pending, None
+        (state.slow,) = embedding.result()  # type: ignore[union-attr]
 
     def _run_fast(self, state: AlmState) -> None:
         rms = conditioning_db(state.mean_squares).astype(np.float32)
@@ -233,6 +267,13 @@ class AlmRuntime:
         good = np.isfinite(gains) & np.all(np.isfinite(new_state), axis=1)
         state.gru = np.where(good[:, None], new_state, state.gru).astype(np.float32)
         state.gains = np.where(good, np.clip(gains.astype(np.float64), GAIN_MIN_DB, GAIN_MAX_DB), np.nan)
+
+
+def _slow_on_worker_from_env() -> bool:
+    where = os.environ.get(SLOW_GRAPH_ENV, "inline").strip().lower()
+    if where not in ("inline", "worker"):
+        raise ModelLoadError(f"{SLOW_GRAPH_ENV} must be 'inline' or 'worker', not {where!r}")
+    return where == "worker"
 
 
 def is_model_folder(path: Path) -> bool:

@@ -29,7 +29,7 @@ def torch_gains(model, signal: np.ndarray, rate: int) -> np.ndarray:
 
 
 def streamed_gains(folder, signal: np.ndarray, rate: int) -> np.ndarray:
-    runtime = AlmRuntime(folder)
+    runtime = AlmRuntime(folder, slow_on_worker=False)  # each slow step on its own frame, as the model was trained
     state = runtime.initial_state(signal.shape[0], rate)
     frame = rate // 20
     out = []

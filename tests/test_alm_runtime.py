@@ -1,6 +1,7 @@
 """The ONNX runtime refuses bad model folders and streams with one clear line, and never emits a non-finite gain."""
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -132,8 +133,9 @@ def test_nan_audio_holds_that_channel_and_does_not_poison_the_others_or_the_memo
     assert np.isfinite(gains[25:]).all()  # and it comes back
 
 
-def test_a_re_patched_channel_starts_with_a_fresh_memory(exported_models):
-    runtime = AlmRuntime(exported_models["mr"][1])
+@pytest.mark.parametrize("on_worker", [True, False])
+def test_a_re_patched_channel_starts_with_a_fresh_memory(exported_models, on_worker):
+    runtime = AlmRuntime(exported_models["mr"][1], slow_on_worker=on_worker)  # activity is known on the slow frame either way
     frames = [noise(3, seed=k) for k in range(40)]
     for frame in frames[10:70]:
         frame[0] = 0.0
@@ -156,3 +158,58 @@ def test_registry_loads_a_folder_by_path_and_names_what_exists(exported_models):
     assert model.card.name == "alm-mr"
     with pytest.raises(UnknownModelError, match="known: dugan, loudness, unity"):
         load_model("nonsense")
+
+
+class HeldSlowGraph:
+    """The slow graph's session, run only once the test lets it: proves the control step does not wait for it."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.threads: list[int] = []
+
+    def run(self, outputs, inputs):
+        self.threads.append(threading.get_ident())
+        self.started.set()
+        assert self.release.wait(60), "the test never let the slow graph run"
+        return self.session.run(outputs, inputs)
+
+
+def test_the_slow_graph_runs_off_the_control_step_and_counts_from_the_next_frame(exported_models):
+    runtime = AlmRuntime(exported_models["mr"][1], slow_on_worker=True)
+    assert runtime.slow_on_worker
+    held = runtime._slow = HeldSlowGraph(runtime._slow)
+    state = runtime.initial_state(4, 48000)
+    held.release.set()
+    for k in range(6):  # frame 0's slow step, taken up on frame 1
+        _, state = runtime.step(state, noise(4, seed=k))
+    held.release.clear()
+    before = state.slow.copy()
+    gains, state = runtime.step(state, noise(4, seed=6))  # frame 6: a slow step, started, not waited for
+    assert held.started.wait(60)
+    assert state.pending is not None and not state.pending.done()
+    np.testing.assert_array_equal(state.slow, before)  # frame 6's gains came from frame 0's embedding
+    assert np.isfinite(gains).all()
+    held.release.set()
+    _, state = runtime.step(state, noise(4, seed=7))  # frame 7 takes frame 6's embedding up
+    assert state.pending is None and not np.array_equal(state.slow, before)
+    assert set(held.threads) != {threading.get_ident()}
+
+
+def test_inline_slow_graph_by_default_and_for_models_whose_fast_step_waits_as_long(exported_models, monkeypatch):
+    monkeypatch.delenv("AILIVE_SLOW_GRAPH", raising=False)
+    inline = AlmRuntime(exported_models["mr"][1])
+    held = inline._slow = HeldSlowGraph(inline._slow)
+    held.release.set()
+    state = inline.initial_state(4, 48000)
+    before = state.slow.copy()
+    _, state = inline.step(state, noise(4))
+    assert state.pending is None and not np.array_equal(state.slow, before)  # taken up on its own frame
+    assert held.threads == [threading.get_ident()]
+    assert not AlmRuntime(exported_models["sr"][1], slow_on_worker=True).slow_on_worker  # a frame late: a slow period late
+    monkeypatch.setenv("AILIVE_SLOW_GRAPH", "worker")
+    assert AlmRuntime(exported_models["mr"][1]).slow_on_worker
+    monkeypatch.setenv("AILIVE_SLOW_GRAPH", "sideways")
+    with pytest.raises(ModelLoadError, match="AILIVE_SLOW_GRAPH must be 'inline' or 'worker', not 'sideways'"):
+        AlmRuntime(exported_models["mr"][1])

@@ -15,7 +15,7 @@ from benchmarks.naive_alm import NaiveAlm
 from tests.jackserver import jack_available
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ["unity", "dugan", "loudness", "alm-mr", "alm-sr", "naive-alm-mr", "naive-alm-sr"]
+MODELS = ["unity", "dugan", "loudness", "alm-mr", "alm-sr", "alm-mr+worker", "naive-alm-mr", "naive-alm-sr"]
 
 
 def _frames(channels: int, steps: int) -> list[np.ndarray]:
