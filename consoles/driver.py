@@ -10,6 +10,19 @@ pushes hand moves, or a subscription another client took), writes
 rate-limited per address and skipped when the desk already holds the
 quantized value, and
 loss of the desk noticed within the profile's liveness timeout.
+Which fader reports are our own writes and which show a write lost is
+the pure :class:`~.writes.WriteLedger`'s call; the socket and its one
+reader live in :mod:`.link`.
+
+Writes are dated on the driver's clock (the engine's, when it runs on a
+virtual one); the link's own timing (liveness, poll round trips,
+reconnects) stays on the event loop's clock, because it is about the wire.
+The driver paces writes only by the desk's hard cap (the profile's
+``max_writes_per_s``): the policy paces its decisions itself.
+
+Over 400 lines: one class that keeps the desk's state, the connection's
+lifecycle and the parsing of the desk's reports together, because each
+of them reads and changes the same view; the pure parts live apart.
 Only addresses rendered from the profile's write table are ever sent a value.
 Every dialect difference (query form, answer shape, identification layout,
 echoes) is a profile setting read here; nothing asks which desk this is.
@@ -21,23 +34,23 @@ import ipaddress
 import logging
 import math
 import socket
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import osc, udpfilter
+from . import osc
 from .errors import DeskError, DeskIdentityError, DeskUnreachableError, OscDecodeError, ProfileError
 from .events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, NameChanged, PacketRejected, Source
 from .faderlaw import clamp_to_range
+from .link import DeskSocket, Peer
 from .pacer import PollRota, QueryPacer
 from .profile import Profile
+from .writes import LedgerStats, Verdict, WriteLedger
 
 if TYPE_CHECKING:
     from .show import Show
 
 log = logging.getLogger(__name__)
 
-Peer = tuple[str, int]
 Listener = Callable[[DeskEvent], None]
 
 #: Backoff between reconnect attempts, seconds; the last value repeats.
@@ -47,23 +60,10 @@ RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: overwritten by that write at the desk: its event says so, and the bridge may
 #: send it back once (within the policy's bounds), so the engineer wins the race.
 ENGINEER_WINS_WINDOW_S = 0.25
-#: How often a write the desk's answers show was lost is sent again before the
-#: desk's level counts as somebody else's (a desk that refuses our writes).
-MAX_RESENDS = 3
-#: Earlier unconfirmed writes remembered per fader (a desk that is slow to answer).
-MAX_UNCONFIRMED_STEPS = 64
-#: Faders whose answers to one round of polls all contradict our writes before the desk counts as changed wholesale.
-WHOLESALE_CHANGE_FADERS = 2
 #: How often the kernel's count of dropped datagrams is read (``read_queued``).
 DROPS_READ_PERIOD_S = 1.0
-#: Most datagrams one ``read_queued`` call handles (a flood must not stall a control step).
-MAX_QUEUED_READ = 256
-#: Largest datagram read (OSC over UDP; a desk's biggest answer is a few kB).
-MAX_DATAGRAM_BYTES = 65535
-#: Linux reports ICMP "port unreachable" on an unconnected UDP socket only with
-#: IP_RECVERR (IPV6_RECVERR); it tells "nothing listens at the desk's port" from
-#: "the desk says nothing back". Python does not name these options.
-_RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
+#: Two writes to one fader this close on the driver's clock count as one slot of the desk's cap (float noise).
+_CAP_SLACK_S = 1e-6
 
 
 class DeskOfflineError(DeskError):
@@ -80,17 +80,32 @@ class DeskIdentity:
 
 @dataclass
 class ChannelView:
-    """What the desk holds for one mapped channel, as last reported by the desk."""
+    """One mapped channel: what the desk last reported, and the bridge's best belief of what it holds now.
+
+    ``fader``/``fader_db`` are the belief: the desk's report, or our latest
+    write while the desk has not shown it back (``pending_db``, NaN when
+    none). ``reported_fader``/``reported_db`` are only ever the desk's word.
+    """
 
     channel: int
-    fader: float = math.nan  # wire value
+    fader: float = math.nan  # wire value, believed
     muted: bool | None = None
     name: str = ""
-    fader_db: float = math.nan
+    fader_db: float = math.nan  # believed
+    reported_fader: float = math.nan  # wire value, as the desk last reported it
+    reported_db: float = math.nan
+    pending_db: float = math.nan  # our write the desk has not confirmed yet
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the believed fader level is the desk's own word (no write of ours awaits confirmation)."""
+        return math.isnan(self.pending_db)
 
 
 @dataclass
-class DriverStats:
+class DriverStats(LedgerStats):
+    """The link's counts; the write ledger's (own echoes, resends, crossings) are kept in the same object."""
+
     sent: int = 0
     writes: int = 0
     skipped_equal: int = 0  # writes not sent because the desk already holds that step
@@ -98,25 +113,14 @@ class DriverStats:
     cancelled: int = 0  # delayed writes dropped because the desk's fader moved meanwhile
     received: int = 0
     rejected: int = 0  # garbage, wrong type, foreign source
-    own_echoes: int = 0
-    resent: int = 0  # writes sent again because the desk still showed the value from before them
     unmutes_checked: int = 0  # pushed unmutes asked back before they were believed
-    crossed: int = 0  # external moves one of our writes may have crossed on the network (reported, never written back here)
     reconnects: int = 0
     clamped: int = 0  # fader values the desk reported outside the law's range (clamped, logged)
     refused: int = 0  # ICMP port unreachable: nothing listens at the desk's port
     filtered_in_kernel: bool = False  # a socket filter keeps everything but the desk out (see udpfilter)
     dropped_in_kernel: int = 0  # datagrams that filter (or a full receive buffer) dropped, also in ``rejected``
-
-
-@dataclass
-class _Unconfirmed:
-    """Fader writes the desk has not yet shown back, and so the levels it may still hold if they were lost."""
-
-    before_step: int  # what the desk held before the first of them
-    sent_step: int  # the latest
-    earlier_steps: frozenset[int] = frozenset()  # the ones before it, lost or overtaken
-    resends: int = 0
+    listener_failures: int = 0  # events a listener raised on (logged once per listener)
+    shutdown_failures: int = 0  # tasks that ended with an error while the driver closed (logged)
 
 
 @dataclass
@@ -130,18 +134,6 @@ class _PendingWrite:
 class _Address:
     kind: str  # fader, mute, name
     channel: int
-
-
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, driver: "OscDeskDriver") -> None:
-        self.driver = driver
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.driver._on_datagram(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable: nothing listens at the desk address; liveness will notice.
-        self.driver._on_socket_error(exc)
 
 
 class OscDeskDriver:
@@ -161,8 +153,10 @@ class OscDeskDriver:
         poll_period_s: float | None = None,
         subscribe: bool | None = None,
         ridden: list[int] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.profile = profile
+        self._clock = clock
         self.host = host
         self.port = profile.port if port is None else port
         self.channels = list(channels) if channels else list(range(1, profile.channels + 1))
@@ -198,18 +192,16 @@ class OscDeskDriver:
             self._by_address[profile.mute.address_of(ch)] = _Address("mute", ch)
             self._by_address[profile.name_param.address_of(ch)] = _Address("name", ch)
         self._listeners: list[Listener] = []
+        self._failed_listeners: set[int] = set()
         self._waiters: dict[str, list[asyncio.Future[osc.OscMessage]]] = {}
-        self._last_sent: dict[str, int] = {}  # address -> step the bridge last sent
-        self._unconfirmed: dict[str, _Unconfirmed] = {}
-        self._last_write_at: dict[str, float] = {}
-        self._bridge_write_at: dict[str, float] = {}  # writes the bridge chose (not resends)
+        self.ledger = WriteLedger(stats=self.stats)
+        self._last_write_at: dict[str, float] = {}  # on the driver's clock: the desk's hard cap
+        self._wire_write_at: dict[str, float] = {}  # on the loop's clock: is a poll answer older than our write
         self._polls: dict[str, float] = {}  # fader (or mute being verified) address -> when its query went out
         self._answered_round: float | None = None  # when the poll now being answered went out
-        self._contradictions: dict[float, set[str]] = {}  # poll round -> faders its answers showed changed behind us
         self.rtt_s = 0.0  # the longest recent round trip to the desk (query to answer), decaying
         self._pending: dict[str, _PendingWrite] = {}
-        self._transport: asyncio.DatagramTransport | None = None
-        self._socket: socket.socket | None = None
+        self._link: DeskSocket | None = None
         self._clamping: dict[str, float] = {}  # address -> the bound its out-of-range reports were clamped to (logged once)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._peer: Peer | None = None
@@ -257,10 +249,11 @@ class OscDeskDriver:
     @property
     def local_address(self) -> Peer | None:
         """The driver's own socket address (where the desk sends its answers)."""
-        if self._transport is None:
-            return None
-        host, port = self._transport.get_extra_info("sockname")[:2]
-        return (host, port)
+        return None if self._link is None else self._link.address
+
+    def use_clock(self, clock: Callable[[], float] | None) -> None:
+        """Date writes on ``clock`` (the engine's, on a virtual clock); None: the event loop's time."""
+        self._clock = clock
 
     async def connect(self) -> DeskIdentity:
         """Open the socket, identify the desk, subscribe and sweep; raise a clear error otherwise."""
@@ -272,24 +265,17 @@ class OscDeskDriver:
             bind_host = str(desk_ip)
         else:
             bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        desk_port = self._peer[1] if self.profile.replies_to_sender else None
         try:
-            sock.setblocking(False)
-            if sys.platform.startswith("linux"):
-                sock.setsockopt(*_RECVERR[family], 1)
-            sock.bind((bind_host, self.local_port))
-            desk_port = self._peer[1] if self.profile.replies_to_sender else None
-            self.stats.filtered_in_kernel = udpfilter.accept_only_from(sock, self._peer[0], desk_port)
-            self._dropped_at_start = udpfilter.dropped(sock) or 0
-            transport, _ = await self._loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+            self._link, self.stats.filtered_in_kernel = DeskSocket.open(
+                self._loop, (bind_host, self.local_port), family, self._peer[0], desk_port,
+                self._on_datagram, self._on_socket_error)
         except OSError as exc:
-            sock.close()
             hint = "" if self.profile.replies_to_sender else \
                 f" (the port this machine hears the desk on; is it the desk's own receive port {self.port}, or taken by another app?)"
             raise DeskError(f"cannot open a UDP socket on local port {self.local_port}: {exc.strerror}{hint}",
                             self.host, self.port) from None
-        self._socket = sock
-        self._transport = transport
+        self._dropped_at_start = self._link.dropped() or 0
         try:
             identity = await self._handshake()
         except BaseException:
@@ -312,14 +298,16 @@ class OscDeskDriver:
         for task in tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:  # the task's own failure, seen only now: counted and logged, the close goes on
+                self.stats.shutdown_failures += 1
+                log.exception("desk task %s failed before the driver closed", task.get_name())
         self._tasks = []
         self._reconnecting = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-            self._socket = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
         for waiters in self._waiters.values():
             for fut in waiters:
                 if not fut.done():
@@ -359,7 +347,12 @@ class OscDeskDriver:
         return law.to_db(self.set_fader(channel, law.from_db(db), always=always))
 
     def set_fader(self, channel: int, value: float, *, always: bool = False) -> float:
-        """Move a fader to a wire value; returns the quantized value the desk will hold."""
+        """Move a fader to a wire value; returns the quantized value the desk will hold.
+
+        Held back only by the desk's hard cap (the profile's ``max_writes_per_s``
+        per fader, on the driver's clock): a write due later waits, and a newer
+        decision replaces it there, so nothing older is ever sent after it.
+        """
         if not self.connected:
             raise DeskOfflineError("desk is not connected; the write was not sent", self.host, self.port)
         if not math.isfinite(value):
@@ -375,8 +368,8 @@ class OscDeskDriver:
         if pending is None and not always and not math.isnan(current) and law.step_of(current) == step:
             self.stats.skipped_equal += 1
             return held
-        now = self._now()
-        due = self._last_write_at.get(address, -math.inf) + 1.0 / self.profile.max_writes_per_s
+        now = self._write_now()
+        due = self._last_write_at.get(address, -math.inf) + 1.0 / self.profile.max_writes_per_s - _CAP_SLACK_S
         if now >= due:
             self._write(address, held, resend=always)
         else:
@@ -582,7 +575,7 @@ class OscDeskDriver:
             return False
         self._answered_round = asked_at
         self._note_round_trip(now - asked_at)
-        if self._last_write_at.get(address, -math.inf) >= asked_at:
+        if self._wire_write_at.get(address, -math.inf) >= asked_at:
             return None
         return True
 
@@ -595,10 +588,8 @@ class OscDeskDriver:
         for pending in self._pending.values():
             pending.handle.cancel()
         self._pending.clear()
-        self._unconfirmed.clear()  # the reconnect sweep reads every fader again
-        self._last_sent.clear()
+        self.ledger.forget()  # the reconnect sweep reads every fader again
         self._polls.clear()
-        self._contradictions.clear()
         self._emit(DeskLost(reason, self._now()))
         if self._reconnecting is None or self._reconnecting.done():
             self._reconnecting = asyncio.create_task(self._reconnect_loop(), name="desk-reconnect")
@@ -620,14 +611,19 @@ class OscDeskDriver:
     # ----- wire ------------------------------------------------------------------------
 
     def _now(self) -> float:
+        """The loop's time: the wire's own timing (liveness, round trips, poll answers)."""
         return self._loop.time() if self._loop is not None else 0.0
 
+    def _write_now(self) -> float:
+        """The driver's clock: when writes are decided, and when a hand's move crossed one."""
+        return self._clock() if self._clock is not None else self._now()
+
     def _send(self, address: str, tags: str = "", args: tuple[osc.OscArg, ...] = ()) -> None:
-        if self._transport is None or self._peer is None:
+        if self._link is None or self._peer is None:
             return
         if args and address not in self._write_addresses:
             raise DeskError(f"refusing to write {address}: not in the profile's write table", self.host, self.port)
-        self._transport.sendto(osc.encode(address, tags, args), self._peer)
+        self._link.send(osc.encode(address, tags, args), self._peer)
         self.stats.sent += 1
 
     def _write(self, address: str, held: float, *, resend: bool = False) -> None:
@@ -637,25 +633,17 @@ class OscDeskDriver:
         if not self.connected:  # the send itself found the desk's port closed: nothing to remember, all to re-read
             return
         law = self.profile.law
+        now = self._write_now()
         target = self._by_address.get(address)
-        if target is not None and not resend:
-            self._remember_unconfirmed(address, self.view[target.channel].fader, law.step_of(held))
-        self._last_sent[address] = law.step_of(held)
-        if not resend:
-            self._bridge_write_at[address] = self._now()
-        self._last_write_at[address] = self._now()
+        view = self.view[target.channel] if target is not None else None
+        before = None if view is None or math.isnan(view.fader) else law.step_of(view.fader)
+        self.ledger.sent(address, law.step_of(held), before, now, resend=resend or view is None)
+        self._last_write_at[address] = now
+        self._wire_write_at[address] = self._now()
         self.stats.writes += 1
-        target = self._by_address.get(address)
-        if target is not None:
-            self._store_fader(self.view[target.channel], held)
-
-    def _remember_unconfirmed(self, address: str, before: float, sent_step: int) -> None:
-        prior = self._unconfirmed.get(address)
-        if prior is not None:
-            earlier = sorted(prior.earlier_steps | {prior.sent_step})[-MAX_UNCONFIRMED_STEPS:]
-            self._unconfirmed[address] = _Unconfirmed(prior.before_step, sent_step, frozenset(earlier))
-        elif not math.isnan(before):
-            self._unconfirmed[address] = _Unconfirmed(self.profile.law.step_of(before), sent_step)
+        if view is not None:
+            view.fader, view.fader_db = held, law.to_db(held)
+            view.pending_db = view.fader_db
 
     def _cancel_pending(self, address: str) -> None:
         """A hand (or a scene recall) beats a write still waiting for the rate limit: it was decided before."""
@@ -677,12 +665,8 @@ class OscDeskDriver:
                 self._lost("the desk's OSC port refused our datagrams (the desk restarting?): reading it again "
                            "once it answers")
         log.debug("socket error from desk: %s", exc)
-        flag = getattr(socket, "MSG_ERRQUEUE", 0)
-        while flag and self._socket is not None:  # queued ICMP reports hold receive-buffer memory until read
-            try:
-                self._socket.recvmsg(1, 1024, flag)
-            except OSError:
-                break
+        if self._link is not None:
+            self._link.clear_errors()
 
     def _from_desk(self, peer: Peer) -> bool:
         """A desk that answers the sender answers from its port; one that sends to a set port, from any of its ports."""
@@ -702,28 +686,15 @@ class OscDeskDriver:
         pass for a hand pulling the fader back.
         """
         self._report_kernel_drops()
-        count = 0
-        for _ in range(MAX_QUEUED_READ):
-            if self._socket is None:
-                break
-            try:
-                data, addr = self._socket.recvfrom(MAX_DATAGRAM_BYTES)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:  # an ICMP report queued by IP_RECVERR surfaces as an error of the next read
-                self._on_socket_error(exc)
-                continue
-            count += 1
-            self._on_datagram(data, (addr[0], addr[1]))
-        return count
+        return 0 if self._link is None else self._link.drain()
 
     def _report_kernel_drops(self) -> None:
         """Once a second, count and report the datagrams the socket's filter (or a full buffer) dropped."""
         now = self._now()
-        if self._socket is None or now - self._drops_read_at < DROPS_READ_PERIOD_S:
+        if self._link is None or now - self._drops_read_at < DROPS_READ_PERIOD_S:
             return
         self._drops_read_at = now
-        total = udpfilter.dropped(self._socket)
+        total = self._link.dropped()
         if total is None or total <= self._dropped_at_start + self.stats.dropped_in_kernel:
             return
         new = total - self._dropped_at_start - self.stats.dropped_in_kernel
@@ -769,16 +740,17 @@ class OscDeskDriver:
                 return
             number, clamped = self._in_range(message.address, number)
             held = p.law.quantize(number)
-            step = p.law.step_of(held)
-            if source == "external" and self._is_own_or_lost_write(message.address, step, answer):
+            view.reported_fader, view.reported_db = held, p.law.to_db(held)
+            if source == "external" and self._is_own_or_lost_write(message.address, view, held, answer):
                 return
-            changed = math.isnan(view.fader) or p.law.step_of(view.fader) != step
+            changed = math.isnan(view.fader) or p.law.step_of(view.fader) != p.law.step_of(held)
             if changed and source == "external":
-                self._last_sent.pop(message.address, None)  # the desk moved on from our last write
+                self.ledger.moved_on(message.address)  # the desk moved on from our last write
                 self._cancel_pending(message.address)
-            self._store_fader(view, held)
+            view.fader, view.fader_db, view.pending_db = held, view.reported_db, math.nan
             # A clamped report is never offered back to the desk: the desk cannot have held that level.
-            crossed = changed and source == "external" and not clamped and self._crossed(message.address, now)
+            crossed = (changed and source == "external" and not clamped
+                       and self.ledger.crossed(message.address, self._write_now(), max(ENGINEER_WINS_WINDOW_S, self.rtt_s)))
             if changed:
                 self._emit(FaderMoved(target.channel, held, view.fader_db, source, now, crossed=crossed))
             return
@@ -829,85 +801,32 @@ class OscDeskDriver:
                         low, high, clamped)
         return clamped, True
 
-    def _is_own_or_lost_write(self, address: str, step: int, answer: bool) -> bool:
-        """Tell our own writes (echoed or polled back) and lost writes from engineer moves.
-
-        The desk showing the step we sent confirms the write. An answer to our
-        poll that still shows a level from before our latest write (the one
-        before them all, or one of ours it overtook) means the write was lost
-        on the way: it is sent again, up to :data:`MAX_RESENDS` times, instead
-        of being taken for a hand on the fader. A pushed level is somebody
-        else's move, unless it is one of the writes we still remember sending
-        (an echo, whether or not the profile expects the desk to echo).
-        """
-        pending = self._unconfirmed.get(address)
-        if pending is None:
-            if self._last_sent.get(address) == step:
-                self.stats.own_echoes += 1
-                return True
-            if answer and address in self._last_sent:
-                self._contradicted(address)
-            return False
-        if step == pending.sent_step:
-            del self._unconfirmed[address]
-            self.stats.own_echoes += 1
+    def _is_own_or_lost_write(self, address: str, view: ChannelView, held: float, answer: bool) -> bool:
+        """Whether a reported level is ours (echoed, polled back, or a lost write now sent again); see
+        :meth:`.WriteLedger.judge`. Several faders in one poll round showing levels none of our writes left
+        there mean the desk changed wholesale behind us (a restart with no push, an unannounced scene recall):
+        it counts as lost and is read again, whole, before the next write."""
+        law = self.profile.law
+        judgement = self.ledger.judge(address, law.step_of(held), answer=answer, round_s=self._answered_round)
+        if judgement.verdict is Verdict.RESEND:
+            assert judgement.resend_step is not None
+            self._write(address, law.value_of_step(judgement.resend_step), resend=True)
             return True
-        if not answer:
-            # An echo of one of our earlier writes, overtaken by later ones (a round trip longer than the write
-            # interval), is ours whatever the profile says of echoes: some firmwares echo sets, some do not.
-            if step in pending.earlier_steps:
-                self.stats.own_echoes += 1
-                return True
-            del self._unconfirmed[address]
-            return False
-        if (step == pending.before_step or step in pending.earlier_steps) and pending.resends < MAX_RESENDS:
-            pending.resends += 1
-            self.stats.resent += 1
-            self._write(address, self.profile.law.value_of_step(pending.sent_step), resend=True)
+        if judgement.verdict is Verdict.OURS:
+            if judgement.confirmed:
+                view.pending_db = math.nan
             return True
-        del self._unconfirmed[address]
-        if answer:
-            self._contradicted(address)
-        return False
-
-    def _contradicted(self, address: str) -> None:
-        """An answer to our poll shows a level none of our writes left there (nor the level before them).
-
-        One such fader is a hand. Several in one round of polls mean the
-        desk's faders changed wholesale behind our back: a desk that restarted
-        (with no push: its subscriptions are gone) faster than the liveness
-        timeout, or a scene recall nobody pushed. Either way the picture the
-        bridge writes from is wrong, so the desk counts as lost and is read
-        again, whole, before the next write.
-        """
-        round_s = self._answered_round
-        if round_s is None:
-            return
-        contradicted = self._contradictions.setdefault(round_s, set())
-        contradicted.add(address)
-        for old in [t for t in self._contradictions if t < round_s]:
-            del self._contradictions[old]
-        if len(contradicted) >= WHOLESALE_CHANGE_FADERS and self.connected:
-            self._lost(f"{len(contradicted)} faders answered our poll with levels none of our writes left there "
+        if judgement.wholesale and self.connected:
+            self._lost(f"{judgement.wholesale} faders answered our poll with levels none of our writes left there "
                        f"(a desk restart or an unannounced scene recall): reading the desk again")
-
-    def _crossed(self, address: str, now: float) -> bool:
-        """Whether our last write to a fader went out so shortly before this move that it may have overwritten it.
-
-        The driver never writes the move back itself: the event says so, and
-        the bridge's policy decides whether sending it back is within bounds.
-        """
-        crossed = now - self._bridge_write_at.pop(address, -math.inf) < max(ENGINEER_WINS_WINDOW_S, self.rtt_s)
-        self.stats.crossed += crossed
-        return crossed
-
-    def _store_fader(self, view: ChannelView, held: float) -> None:
-        view.fader = held
-        view.fader_db = self.profile.law.to_db(held)
+        return False
 
     def _emit(self, event: DeskEvent) -> None:
         for listener in list(self._listeners):
             try:
                 listener(event)
-            except Exception:  # a broken listener must not stop the desk link
-                log.exception("desk event listener failed on %r", event)
+            except Exception:  # a broken listener must not stop the desk link: counted, logged once per listener
+                self.stats.listener_failures += 1
+                if id(listener) not in self._failed_listeners:
+                    self._failed_listeners.add(id(listener))
+                    log.exception("desk event listener failed on %r (further failures are only counted)", event)

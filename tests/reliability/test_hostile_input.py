@@ -46,6 +46,8 @@ class Wire:
     def sendto(self, data: bytes, peer: Any = None) -> None:
         self.sent.append(data)
 
+    send = sendto  # the driver's desk socket (consoles/link.py) sends with send()
+
     def close(self) -> None:
         return None
 
@@ -123,9 +125,10 @@ def connected_driver() -> tuple[OscDeskDriver, Wire, asyncio.AbstractEventLoop]:
     driver = OscDeskDriver(X32, *DESK, list(range(1, 9)))
     loop = asyncio.new_event_loop()
     wire = Wire()
-    driver._loop, driver._peer, driver._transport, driver.connected = loop, DESK, wire, True  # type: ignore[assignment]
+    driver._loop, driver._peer, driver._link, driver.connected = loop, DESK, wire, True  # type: ignore[assignment]
     for ch, view in driver.view.items():
-        driver._store_fader(view, X32.law.quantize(0.5))
+        view.fader = X32.law.quantize(0.5)
+        view.fader_db = X32.law.to_db(view.fader)
         view.muted, view.name = False, f"ch{ch}"
     return driver, wire, loop
 
