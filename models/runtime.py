@@ -16,7 +16,7 @@ can run on a worker thread (``AILIVE_SLOW_GRAPH=worker``, or
 control step that starts it returns at once, and its embedding is taken up
 from the next frame, the worker having had the idle rest of a frame. The
 models were trained with the embedding on its own frame, and on the held-out
-set that one frame costs ALM-MR 0.2 dB of median gain error (docs/model.md),
+set that one frame costs ALM-MR 0.2 dB of median gain error (README, Benchmarks),
 so inline is the default.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numpy as np
 
 from .alm import ACTIVE_GATE_DB, GAIN_MAX_DB, GAIN_MIN_DB, Timing, conditioning_db
 from .base import FRAME_S, ModelCard
+from .errors import ModelError
 from .logmel import LogMelSpec, LogMelState, StreamingLogMel, UnsupportedRateError
 
 CARD_FILE = "card.json"
@@ -45,11 +46,11 @@ REJOIN_AFTER_S = 2.0
 SLOW_GRAPH_ENV = "AILIVE_SLOW_GRAPH"
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(ModelError):
     """A model folder that cannot be used, with the reason."""
 
 
-class ModelStreamError(ValueError):
+class ModelStreamError(ModelError):
     """The stream does not fit the model (rate, channel count)."""
 
 
