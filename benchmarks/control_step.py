@@ -85,7 +85,7 @@ def model_factory(weights: dict[str, Weights]) -> Callable[[str], GainModel]:
 
 async def measure(model: GainModel, name: str, channels: int, steps: int) -> dict[str, object]:
     """Time ``steps`` control steps after the warm-up; the engine's own per-step timer."""
-    profile = wide_profile(channels, max_writes_per_s=1000.0)  # the virtual clock outpaces the wall-clock write limit
+    profile = wide_profile(channels)
     async with DeskSimulator(profile, port=0) as desk:
         show = bench_show(profile, channels, DeskAddress(*desk.address),
                           policy=replace(PolicySettings(), window_db=12.0, total_gain_cap_db=12.0))

@@ -14,7 +14,7 @@ import math
 import socket
 import sys
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -118,10 +118,6 @@ async def _run_demo(options: DemoOptions, show: Show, model: GainModel, interact
     if len(source.channel_names) != len(show.channels):
         raise DemoError(f"{options.multitrack} has {len(source.channel_names)} files, the demo show maps {len(show.channels)}")
     profile = show.profile
-    if not realtime:
-        # On a virtual clock the simulator keeps pace with the audio, so the
-        # driver's wall-clock write limit would only drop moves the policy made.
-        profile = replace(profile, max_writes_per_s=1000.0)
     automation = Automation()
     engineer_channel = _engineer_channel(show)
     async with DeskSimulator(show.profile, port=0) as desk:

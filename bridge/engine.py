@@ -115,6 +115,8 @@ class Engine:
         self.config = P.PolicyConfig.from_show(show)
         self.state = P.initial_state(self.config)
         self._clock = clock
+        # Writes are dated on the engine's clock: the driver's cap then agrees with the policy's pacing.
+        driver.use_clock(clock if clock is not None or source.realtime else lambda: self._audio_time_s)
         self._desk_events: list[DeskEvent] = []
         self._listeners: list[Callable[[dict[str, object]], None]] = []
         self._commands: list[Command] = []
@@ -337,7 +339,7 @@ class Engine:
     def _desk_view(self) -> P.DeskView:
         return P.DeskView(
             self.driver.connected,
-            {ch: P.DeskChannel(view.fader_db, view.muted) for ch, view in self.driver.view.items()},
+            {ch: P.DeskChannel(view.fader_db, view.muted, view.confirmed) for ch, view in self.driver.view.items()},
         )
 
     def _apply_desk_events(self, now: float) -> None:

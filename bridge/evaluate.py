@@ -18,7 +18,7 @@ import asyncio
 import logging
 import math
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -135,8 +135,7 @@ async def stream(item: Multitrack, model: GainModel, journal_dir: Path) -> Run:
         for c in show.channels:
             desk.move_fader_db(c.desk_channel, ARM_FADER_DB)  # the engineer's arm-time faders, before the bridge connects
             desk.release_fader(c.desk_channel)
-        # On the file's clock the desk keeps pace with the audio, so the wall-clock write limit would only drop moves.
-        driver = OscDeskDriver.for_show(show, profile=replace(show.profile, max_writes_per_s=1000.0), local_port=0)
+        driver = OscDeskDriver.for_show(show, local_port=0)
         journal = Journal(journal_dir, f"eval-{model.card.name}")
         journal.open()
         times: list[float] = []

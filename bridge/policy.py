@@ -77,8 +77,9 @@ class PolicyConfig:
 class DeskChannel:
     """What the desk holds for one channel, as its driver last saw it."""
 
-    fader_db: float  # NaN when unknown, -inf when off
+    fader_db: float  # NaN when unknown, -inf when off; our unconfirmed write while the desk has not shown it back
     muted: bool | None  # None when unknown
+    confirmed: bool = True  # whether fader_db is the desk's own word (False: our write, not yet shown back)
 
 
 @dataclass(frozen=True)

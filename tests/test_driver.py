@@ -339,3 +339,31 @@ async def test_echoes_of_earlier_writes_over_a_slow_link_are_ours_whatever_the_p
             assert sim.fader_db(1) == pytest.approx(-6.0, abs=0.1)
             assert not [e for e in events if isinstance(e, FaderMoved) and e.source == "external"]
             assert driver.stats.own_echoes >= 5
+
+
+async def test_an_unconfirmed_write_is_kept_apart_from_the_desks_word(x32_sim):
+    x32_sim.move_fader_db(1, -30.0)
+    driver = OscDeskDriver(x32_sim.profile, "127.0.0.1", x32_sim.port, [1, 2], reply_timeout_s=0.3, poll_period_s=0.05)
+    async with driver:
+        view = driver.view[1]
+        assert view.confirmed and view.reported_db == pytest.approx(-30.0, abs=0.2)
+        held = driver.set_fader_db(1, -10.0)
+        assert not view.confirmed and view.pending_db == held == view.fader_db  # the belief: our write
+        assert view.reported_db == pytest.approx(-30.0, abs=0.2)  # the desk's word has not changed yet
+        await wait_for(lambda: view.confirmed, timeout_s=2.0)  # a poll answer (or an echo) shows it back
+        assert view.reported_db == view.fader_db == held and math.isnan(view.pending_db)
+
+
+async def test_the_desks_write_cap_counts_on_the_drivers_clock(x32_sim):
+    now = [100.0]
+    driver = OscDeskDriver(x32_sim.profile, "127.0.0.1", x32_sim.port, [1], reply_timeout_s=0.3, clock=lambda: now[0])
+    async with driver:
+        period = 1.0 / x32_sim.profile.max_writes_per_s
+        for i in range(5):  # one write per cap period on the given clock, however fast the loop runs them
+            driver.set_fader_db(1, -20.0 + i)
+            now[0] += period
+        assert driver.stats.deferred == 0 and driver.stats.writes == 5
+        driver.set_fader_db(1, -10.0)
+        driver.set_fader_db(1, -11.0)  # the same instant on that clock: held back by the cap
+        assert driver.stats.deferred == 1
+        await wait_for(lambda: abs(x32_sim.fader_db(1) + 11.0) < 0.1, timeout_s=1.0)  # the newest decision lands
