@@ -1,10 +1,12 @@
-"""OSC 1.0 messages on the wire, strict in both directions.
+"""OSC 1.0 messages on the wire, strict in both directions, built and parsed by python-osc.
 
 The encoder takes the type tag explicitly (a desk drops a ``,i`` where it
-expects ``,f``), and the decoder rejects anything that is not exactly one
-well-formed message: truncated data, missing padding, unknown type tags,
-bundles, non-ASCII addresses. Desks and simulators both use this one codec;
-python-osc stays an independent peer for the tests.
+expects ``,f``) and checks each argument's type before python-osc's builder
+writes it. The decoder lets python-osc's parser read the datagram, then
+keeps only exactly one well-formed message: no bundles, only the type tags
+this codec speaks, a printable ASCII address, and the canonical bytes of
+what was read (zero padding, nothing after the last argument), so
+truncated or padded-out data never passes for a message.
 """
 from __future__ import annotations
 
@@ -12,13 +14,18 @@ import math
 import struct
 from dataclasses import dataclass
 
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage as _ParsedMessage
+from pythonosc.osc_message import ParseError
+from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
+
 from .errors import OscDecodeError
 
 OscArg = int | float | str | bytes
 
 #: Type tags this codec speaks: int32, float32, string, blob.
-SUPPORTED_TAGS = frozenset("ifsb")
-#: The largest datagram accepted; anything longer is hostile or broken.
+_TAGS = "ifsb"
+#: The largest datagram accepted (the largest UDP payload over IPv4); anything longer is hostile or broken.
 MAX_DATAGRAM_BYTES = 65_507
 
 
@@ -31,35 +38,28 @@ class OscMessage:
     args: tuple[OscArg, ...]
 
 
-def _pad4(n: int) -> int:
-    return (n + 3) & ~3
-
-
-def _encode_string(text: str) -> bytes:
-    raw = text.encode("utf-8")
-    if b"\x00" in raw:
-        raise ValueError("OSC strings cannot contain NUL")
-    return raw + b"\x00" * (_pad4(len(raw) + 1) - len(raw))
-
-
-def _encode_arg(tag: str, value: OscArg) -> bytes:
+def _check_arg(tag: str, value: OscArg) -> OscArg:
+    """The value python-osc is to write under ``tag``, or TypeError/ValueError when it does not fit."""
     if tag == "i":
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"OSC ,i needs an int, got {value!r}")
-        return struct.pack(">i", value)
+        if not -(2**31) <= value < 2**31:
+            raise ValueError(f"OSC ,i holds 32 bits, not {value}")
+        return value
     if tag == "f":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"OSC ,f needs a number, got {value!r}")
-        return struct.pack(">f", float(value))
+        return float(value)
     if tag == "s":
         if not isinstance(value, str):
             raise TypeError(f"OSC ,s needs a str, got {value!r}")
-        return _encode_string(value)
+        if "\x00" in value:
+            raise ValueError("OSC strings cannot contain NUL")
+        return value
     if tag == "b":
         if not isinstance(value, (bytes, bytearray)):
             raise TypeError(f"OSC ,b needs bytes, got {value!r}")
-        blob = bytes(value)
-        return struct.pack(">i", len(blob)) + blob + b"\x00" * (_pad4(len(blob)) - len(blob))
+        return bytes(value)
     raise ValueError(f"unsupported OSC type tag {tag!r}")
 
 
@@ -71,32 +71,17 @@ def encode(address: str, tags: str = "", args: tuple[OscArg, ...] | list[OscArg]
     """
     if not address.startswith("/"):
         raise ValueError(f"OSC address must start with '/': {address!r}")
+    if "\x00" in address:
+        raise ValueError("OSC strings cannot contain NUL")
     if len(tags) != len(args):
         raise ValueError(f"{len(tags)} type tags for {len(args)} arguments")
-    body = b"".join(_encode_arg(tag, value) for tag, value in zip(tags, args))
-    return _encode_string(address) + _encode_string("," + tags) + body
-
-
-def _read_string(data: bytes, start: int, what: str) -> tuple[str, int]:
-    end = data.find(b"\x00", start)
-    if end < 0:
-        raise OscDecodeError(f"{what} is not NUL-terminated")
-    stop = _pad4(end + 1)
-    if stop > len(data):
-        raise OscDecodeError(f"{what} padding is truncated")
-    if any(data[end:stop]):
-        raise OscDecodeError(f"{what} padding is not zero")
+    builder = OscMessageBuilder(address)
+    for tag, value in zip(tags, args):
+        builder.add_arg(_check_arg(tag, value), tag)
     try:
-        return data[start:end].decode("utf-8"), stop
-    except UnicodeDecodeError as exc:
-        raise OscDecodeError(f"{what} is not UTF-8") from exc
-
-
-def _read_fixed(data: bytes, start: int, fmt: str, what: str) -> tuple[int | float, int]:
-    stop = start + 4
-    if stop > len(data):
-        raise OscDecodeError(f"{what} is truncated")
-    return struct.unpack(fmt, data[start:stop])[0], stop
+        return builder.build().dgram
+    except (BuildError, struct.error) as exc:  # a float beyond float32's range, a string python-osc cannot write
+        raise ValueError(f"cannot encode {address} ,{tags}: {exc}") from None
 
 
 def decode(data: bytes) -> OscMessage:
@@ -106,40 +91,46 @@ def decode(data: bytes) -> OscMessage:
     data = bytes(data)
     if len(data) > MAX_DATAGRAM_BYTES:
         raise OscDecodeError("datagram is too large")
-    if len(data) < 8 or len(data) % 4:
+    if len(data) < 4 or len(data) % 4:
         raise OscDecodeError(f"datagram length {len(data)} is not a padded OSC message")
-    if data.startswith(b"#bundle"):
+    if OscBundle.dgram_is_bundle(data):
         raise OscDecodeError("OSC bundles are not accepted")
-    address, pos = _read_string(data, 0, "address")
+    try:
+        parsed = _ParsedMessage(data)
+        address, tags, args = parsed.address, _tags_of(data), tuple(parsed.params)
+    except (ParseError, IndexError, ValueError, TypeError, struct.error) as exc:
+        raise OscDecodeError(f"not an OSC message: {exc}") from None
     if not address.startswith("/") or not address.isascii() or not address.isprintable():
         raise OscDecodeError("address is not a printable ASCII OSC address")
-    if pos == len(data):
-        return OscMessage(address, "", ())  # OSC 1.0 allows a message without type tags
-    tag_text, pos = _read_string(data, pos, "type tags")
-    if not tag_text.startswith(","):
-        raise OscDecodeError("type tag string does not start with ','")
-    tags = tag_text[1:]
-    args: list[OscArg] = []
-    for tag in tags:
-        if tag == "i":
-            value, pos = _read_fixed(data, pos, ">i", "int32")
-        elif tag == "f":
-            value, pos = _read_fixed(data, pos, ">f", "float32")
-        elif tag == "s":
-            value, pos = _read_string(data, pos, "string")
-        elif tag == "b":
-            size, pos = _read_fixed(data, pos, ">i", "blob size")
-            assert isinstance(size, int)
-            stop = pos + _pad4(size)
-            if size < 0 or stop > len(data):
-                raise OscDecodeError("blob is truncated")
-            value, pos = data[pos : pos + size], stop
-        else:
-            raise OscDecodeError(f"unsupported type tag {tag!r}")
-        args.append(value)
-    if pos != len(data):
-        raise OscDecodeError("trailing bytes after the last argument")
-    return OscMessage(address, tags, tuple(args))
+    unknown = set(tags or "") - set(_TAGS)
+    if unknown:
+        raise OscDecodeError(f"unsupported type tag {min(unknown)!r}")
+    message = OscMessage(address, tags or "", args)
+    try:
+        canonical = _address_only(address) if tags is None else encode(address, tags, args)
+    except ValueError as exc:  # what python-osc reads but will not write (an empty blob)
+        raise OscDecodeError(f"not a message this codec speaks: {exc}") from None
+    if canonical != data:
+        raise OscDecodeError("padding is not zero, a field is truncated, or bytes trail the last argument")
+    return message
+
+
+def _tags_of(data: bytes) -> str | None:
+    """The type tags as sent, None when there are none (python-osc reads ``T``/``F``/``N`` into values with no
+    tag of their own, so its params alone cannot tell)."""
+    start = (data.index(b"\x00") + 4) & ~3
+    if start >= len(data):
+        return None  # OSC 1.0 allows a message without type tags
+    end = data.index(b"\x00", start)
+    text = data[start:end].decode("ascii")
+    if not text.startswith(","):
+        raise ValueError("type tag string does not start with ','")
+    return text[1:]
+
+
+def _address_only(address: str) -> bytes:
+    raw = address.encode("ascii")
+    return raw + b"\x00" * (4 - len(raw) % 4)
 
 
 def as_finite_float(value: OscArg) -> float | None:
