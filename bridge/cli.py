@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ailive.consoles.driver import OscDeskDriver
-from ailive.consoles.errors import AiliveError
 from ailive.consoles.faderlaw import describe
 from ailive.consoles.profile import (Profile, dump_toml, get_profile, load_profile_file, load_profile_files,
                                      load_profiles, resolved_table)
@@ -31,7 +30,7 @@ from ailive.consoles.show import Show, load_show, parse_address, split_host_port
 from ailive.models.registry import default_model
 
 from .cli_model import export_command, train_command
-from .clifail import fail
+from .clifail import ErrorBoundary, fail
 
 
 def _version() -> str:
@@ -46,11 +45,9 @@ def _console() -> Console:
 
 
 def _run_async(coro_factory: Callable[[], Any]) -> Any:
-    """Run a coroutine, turning user errors into one line and Ctrl-C into a quiet exit."""
+    """Run a coroutine, turning Ctrl-C into a quiet exit (user errors go to the one boundary, :class:`ErrorBoundary`)."""
     try:
         return asyncio.run(coro_factory())
-    except AiliveError as exc:
-        fail(str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -61,7 +58,7 @@ def _format_db(db: float) -> str:
     return "-inf" if db == -math.inf else f"{db:+.2f} dB"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ErrorBoundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), "--version", prog_name="ailive", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", count=True, help="More log lines on stderr (-v info, -vv debug).")
 def main(verbose: int) -> None:
@@ -105,10 +102,7 @@ def profiles(ctx: click.Context, as_json: bool, profile_dirs: tuple[Path, ...]) 
     ctx.obj = {"profile_dirs": tuple(profile_dirs)}
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        found = load_profiles(list(profile_dirs))
-    except AiliveError as exc:
-        fail(str(exc))
+    found = load_profiles(list(profile_dirs))
     rows = [_profile_row(p) for p in found.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -134,10 +128,7 @@ def profiles_show(ctx: click.Context, name: str, profile_dirs: tuple[Path, ...])
     Example:
       ailive profiles show x32 > ~/.config/ailive/profiles/mydesk.toml
     """
-    try:
-        table = resolved_table(name, _dirs(ctx, profile_dirs))
-    except AiliveError as exc:
-        fail(str(exc))
+    table = resolved_table(name, _dirs(ctx, profile_dirs))
     click.echo(f"# The {table['name']} profile, resolved. Save it under a new name, change 'name', edit; see docs/profiles.md.")
     click.echo(dump_toml(table), nl=False)
 
@@ -153,10 +144,7 @@ def profiles_validate(ctx: click.Context, files: tuple[Path, ...], profile_dirs:
     Example:
       ailive profiles validate ~/.config/ailive/profiles/*.toml
     """
-    try:
-        results = load_profile_files(list(files), _dirs(ctx, profile_dirs))
-    except AiliveError as exc:
-        fail(str(exc))
+    results = load_profile_files(list(files), _dirs(ctx, profile_dirs))
     bad = 0
     for path, result in results:
         if isinstance(result, Exception):
@@ -199,13 +187,10 @@ def sim(desk: str | None, profile_ref: str | None, profile_dirs: tuple[Path, ...
         fail("give a DESK name or --profile FILE|NAME (one of them)", 2)
     ref = desk or profile_ref
     assert ref is not None
-    try:
-        if profile_ref is not None and Path(ref).is_file():
-            profile = load_profile_file(Path(ref), list(profile_dirs))
-        else:
-            profile = get_profile(ref, list(profile_dirs))
-    except AiliveError as exc:
-        fail(str(exc))
+    if profile_ref is not None and Path(ref).is_file():
+        profile = load_profile_file(Path(ref), list(profile_dirs))
+    else:
+        profile = get_profile(ref, list(profile_dirs))
     _run_async(lambda: _serve_simulator(profile, host, port, channels))
 
 
@@ -235,15 +220,12 @@ async def _serve_simulator(profile: Profile, host: str, port: int | None, channe
 
 
 def _load_show_or_fail(path: str, desk: str | None, profile_dirs: tuple[Path, ...] = ()) -> Show:
-    try:
-        show = load_show(path, list(profile_dirs))
-        if desk:
-            try:
-                show = show.with_desk(parse_address(desk, show.profile.port))
-            except ValueError as exc:
-                fail(f"--desk: {exc}", 2)
-    except AiliveError as exc:
-        fail(str(exc))
+    show = load_show(path, list(profile_dirs))
+    if desk:
+        try:
+            show = show.with_desk(parse_address(desk, show.profile.port))
+        except ValueError as exc:
+            fail(f"--desk: {exc}", 2)
     return show
 
 
@@ -354,10 +336,7 @@ def init(show_file: Path, desk: str, profile_name: str | None, force: bool, jack
     from .init_show import InitOptions, init_show
 
     dirs = list(profile_dirs)
-    try:
-        candidates = [get_profile(profile_name, dirs)] if profile_name else list(load_profiles(dirs).values())
-    except AiliveError as exc:
-        fail(str(exc))
+    candidates = [get_profile(profile_name, dirs)] if profile_name else list(load_profiles(dirs).values())
     try:
         host, port = split_host_port(desk, candidates[0].port if profile_name else 0, "--desk")
     except ValueError as exc:
@@ -610,8 +589,6 @@ def eval_command(model_names: str, set_spec: str, out_dir: Path, cache_dir: Path
         scores = {name: [score(item, runs[name][item.name]) for item in items if item.name in runs[name]] for name in names}
         summaries = {name: summarise(scores[name]) for name in names if scores[name]}
         files = write_report(out_dir, set_name, items, runs, scores, summaries)
-    except AiliveError as exc:
-        fail(str(exc))
     except ImportError as exc:
         fail(f"rendering the held-out set needs the train extra (pip install 'ailive-bridge[train]'): {exc}")
     if as_json:

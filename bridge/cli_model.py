@@ -41,7 +41,7 @@ def train_command(config_path: Path | None, out: Path, variant: str | None, step
     try:
         config = train.TrainConfig.read(config_path, variant=variant, steps=steps, corpus=corpus)
         trainer = train.Trainer(config, out, resume=not fresh)
-    except (train.TrainConfigError, checkpoint.CheckpointError, ValueError) as exc:
+    except (train.TrainConfigError, checkpoint.CheckpointError) as exc:  # a bad file given: a usage error
         fail(str(exc), 2)
     if trainer.step >= config.steps:
         click.echo(f"{out}: already trained for {trainer.step} steps (asked for {config.steps})")

@@ -23,6 +23,7 @@ from ailive.consoles.errors import AiliveError
 from ailive.consoles.events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, PacketRejected
 from ailive.consoles.show import Show
 from ailive.models.base import FRAME_S, GainModel, frame_samples
+from ailive.models.errors import ModelError
 from ailive.models.features import SILENCE_DB, rms_db
 
 from . import policy as P
@@ -215,7 +216,7 @@ class Engine:
         frames = frame_samples(self.source.sample_rate)
         try:
             self._model_state = self.model.initial_state(len(self._analysed), self.source.sample_rate)
-        except ValueError as exc:  # the stream does not fit the model (rate, channel count): nothing has moved
+        except (ValueError, ModelError) as exc:  # the stream does not fit the model (rate, channel count): nothing has moved
             raise ModelMismatchError(str(exc)) from None
         self._record("start", show=self.show.name, model=self.model.card.name, desk=str(self.show.desk),
                            channels=[c.desk_channel for c in self.show.channels])

@@ -16,8 +16,8 @@ from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
 from ailive.consoles.show import Show
 from ailive.models.base import GainModel
-from ailive.models.registry import UnknownModelError, default_model, load_model
-from ailive.models.runtime import ModelLoadError
+from ailive.models.errors import ModelError
+from ailive.models.registry import default_model, load_model
 
 from .engine import Engine, EngineStatus
 from .journal import Journal, JournalError
@@ -73,7 +73,7 @@ def open_model(name: str) -> GainModel:
     """A model by name or folder, or a RunError saying in one line why it cannot be used."""
     try:
         return load_model(name)
-    except (UnknownModelError, ModelLoadError) as exc:
+    except ModelError as exc:
         raise RunError(str(exc)) from None
 
 

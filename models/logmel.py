@@ -24,9 +24,10 @@ import numpy as np
 import scipy.fft
 
 from .base import FRAME_S
+from .errors import ModelError
 
 
-class UnsupportedRateError(ValueError):
+class UnsupportedRateError(ModelError):
     """The stream's sample rate cannot carry the 10 ms hop or the 50 ms frame in whole samples."""
 
 

@@ -5,12 +5,13 @@ from pathlib import Path
 
 from .base import GainModel
 from .classic import CLASSIC_MODELS
+from .errors import ModelError
 
 #: Exported models that ship inside the package, by name.
 SHIPPED = Path(__file__).resolve().parent / "weights"
 
 
-class UnknownModelError(LookupError):
+class UnknownModelError(ModelError):
     """No model of that name."""
 
 

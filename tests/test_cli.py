@@ -246,3 +246,48 @@ def test_sigint_disarms_and_leaves_the_faders_where_they_are(sim_process, tmp_pa
     for ch, db in last_moves.items():
         assert faders[ch] == pytest.approx(db, abs=0.05)  # no restore, no jump: where the bridge left them
     assert faders[1] < -1.0
+
+
+# ----- the one error boundary --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, pattern, code", [
+    (("profiles", "show", "no-such-desk"), r"no-such-desk", 1),  # consoles: an unknown profile
+    (("profiles", "validate", "{tmp}/none.toml"), r"none\.toml", 1),  # consoles: a missing profile file
+    (("check", "{tmp}/bad.toml"), r"bad\.toml: channel\[7\]\.mode", 1),  # consoles: a show file key
+    (("export", "{tmp}/no-checkpoint.pt", "--out", "{tmp}/model"), r"no-checkpoint\.pt: no such checkpoint", 2),  # models
+    (("train", "--config", "{tmp}/train.toml", "--out", "{tmp}/run"), r"train\.toml: unknown keys no_such_key", 2),  # models: a bad config
+    (("eval", "--models", "no-such-model", "--set", "{tmp}"), r"unknown model 'no-such-model'", 1),  # models: a name
+])
+def test_user_errors_end_as_one_line_and_a_non_zero_exit(tmp_path, args, pattern, code):
+    (tmp_path / "bad.toml").write_text(EXAMPLE.read_text().replace('mode = "excluded"', 'mode = "off"'))
+    (tmp_path / "train.toml").write_text('no_such_key = 1\n')
+    result = ailive(*(a.format(tmp=tmp_path) for a in args), timeout=120.0)
+    assert_one_line_error(result, pattern, code)
+
+
+def test_the_boundary_catches_both_bases_and_leaves_bugs_their_traceback():
+    import click
+    from click.testing import CliRunner
+
+    from ailive.bridge.clifail import ErrorBoundary
+    from ailive.consoles.errors import AiliveError
+    from ailive.models.errors import ModelError
+
+    @click.group(cls=ErrorBoundary)
+    def group() -> None:
+        pass
+
+    @group.command()
+    @click.argument("kind")
+    def boom(kind: str) -> None:
+        raise {"desk": AiliveError("the desk said no"), "model": ModelError("the model said no"),
+               "bug": ZeroDivisionError("a bug")}[kind]
+
+    runner = CliRunner()
+    for kind, said in (("desk", "the desk said no"), ("model", "the model said no")):
+        result = runner.invoke(group, ["boom", kind])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        assert result.output.strip() == f"ailive: error: {said}"
+    bug = runner.invoke(group, ["boom", "bug"])
+    assert isinstance(bug.exception, ZeroDivisionError)  # a bug is not dressed up as a user error

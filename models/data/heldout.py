@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from .examples import Example, make_example
 from .songs import RENDER_VERSION, default_cache_dir, load_song, render_songs, sha256
 from .targets import RULE_VERSION
@@ -42,7 +43,7 @@ PEAK = 0.9
 MANIFEST = "manifest.json"
 
 
-class HeldoutError(ValueError):
+class HeldoutError(ModelError):
     """The held-out set is incomplete or does not match its checksums."""
 
 

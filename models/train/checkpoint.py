@@ -5,10 +5,11 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ModelError
 from .model import Alm, AlmConfig
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelError):
     """A checkpoint that cannot be read as an ALM."""
 
 

@@ -29,6 +29,7 @@ from torch import nn
 from ailive.models.base import FRAME_S
 
 from ailive.models.alm import HOPS_PER_FRAME
+from ailive.models.errors import ModelError
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .batches import Batch, ExampleStream
@@ -45,7 +46,7 @@ WARM_UP_S = 1.0
 MIX_DB_SCALE = 0.1
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(ModelError):
     """A training config file that cannot be used."""
 
 
@@ -91,7 +92,7 @@ class TrainConfig:
             variant = str(data.get("variant", config.variant))
             model_config = AlmConfig(variant=variant, **{k: tuple(v) if isinstance(v, list) else v for k, v in model.items()})
             return cls(**{**data, "model": model_config})
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise TrainConfigError(f"{path}: {exc}") from None
 
 
