@@ -3,10 +3,11 @@
 A command is a name (``arm``, ``disarm``, ``kill``, ``ch/<n>/mode``) and a
 JSON object (``id``, ``token``, ``v``, and ``mode`` for a channel). The gate
 refuses anything malformed, unauthorised or unknown with a reason, before the
-engine sees it; a valid command goes to the engine's own entry points (the
-ones the keyboard uses) with its origin, and is answered once the control step
-that applied it has run, with the policy's verdict. ``docs/mqtt.md`` lists
-every refusal and its code.
+engine sees it; a valid command becomes a typed command (``control.py``)
+submitted to the engine with its origin, as the keyboard's are, and is
+answered when the engine resolves its future: after the control step that
+applied it, with the policy's verdict. ``docs/mqtt.md`` lists every refusal
+and its code.
 
 Everything here is a stranger's input until the token says otherwise: the
 payload's size and nesting are bounded before it is parsed, a retained MQTT
@@ -16,6 +17,7 @@ source (``bridge.refusals``). No payload can raise out of :meth:`CommandGate.tak
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -27,8 +29,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Callable, Protocol
 
-from ailive.consoles.show import CHANNEL_MODES
-
+from .control import Arm, Command, Disarm, Kill, Mode, Outcome, SetMode
 from .engine import Engine
 from .refusals import RefusalLog, printable, quoted
 
@@ -51,7 +52,7 @@ COMMAND_NAMES = "arm, disarm, kill, ch/<n>/mode"
 
 _REQUEST_KEYS = frozenset({"v", "id", "token"})
 _ID_MAX_CHARS = 128
-_EXPECTED_EVENT = {"arm": "armed", "disarm": "disarmed", "kill": "killed"}
+_PLAIN_COMMANDS: dict[str, type[Arm] | type[Disarm] | type[Kill]] = {"arm": Arm, "disarm": Disarm, "kill": Kill}
 
 RequestId = str | int | None
 Reply = Callable[[dict[str, Any]], None]
@@ -81,20 +82,24 @@ class Counters:
 
 
 @dataclass
-class Pending:
-    """A command handed to the engine, waiting for the control step that applies it."""
+class Request:
+    """A command that passed the gate's checks, before it is submitted."""
 
     request_id: RequestId
     command: str  # as asked: arm, disarm, kill, ch/<n>/mode
-    engine_command: str  # as the engine journals it: arm, disarm, kill, mode
-    after_step: int  # engine.status.steps when queued: applied once steps exceeds it
+    build: Callable[[str], Command]  # the typed command, given its origin
+
+
+@dataclass
+class Pending:
+    """A command submitted to the engine, waiting for its outcome."""
+
+    request_id: RequestId
+    command: str  # as asked
+    outcome: asyncio.Future[Outcome]  # resolved by the engine at the step that applied or refused it
     deadline_s: float
     reply: Reply
     channel: int | None = None
-    mode: str = ""  # ch/<n>/mode: the mode asked for
-    expected_event: str = ""  # the policy event that shows it took effect
-    refusal: str | None = None
-    detail: str = ""
 
 
 # A JSON string, or what is left of an unterminated one (never backtracks: linear in the payload).
@@ -213,7 +218,6 @@ class CommandGate:
         self._channels = {c.desk_channel: c for c in engine.show.channels}
         self._pending: list[Pending] = []
         self._recent = recent_ids(engine)
-        engine.add_listener(self._on_record)
 
     @property
     def token_required(self) -> bool:
@@ -261,7 +265,7 @@ class CommandGate:
                               "replayed")
             if len(self._pending) >= MAX_PENDING:
                 raise Refused(f"busy: {MAX_PENDING} commands are already waiting for the control loop; try again", "busy")
-            pending = self._parse(name, body, rid, reply)
+            request = self._parse(name, body, rid)
         except Refused as exc:
             self.refuse(name if command is not None or name else None, rid, str(exc), reply, code=exc.code, source=source)
             return
@@ -269,23 +273,21 @@ class CommandGate:
             self.refuse(name or None, rid, f"the bridge could not read this command ({type(exc).__name__})", reply,
                         code="internal", source=source)
             return
-        self._queue(pending)
+        self._queue(request, reply)
 
-    def _queue(self, pending: Pending) -> None:
-        if pending.request_id is not None:
-            self._recent.add(pending.request_id)
-        self._pending.append(pending)
+    def _queue(self, request: Request, reply: Reply) -> None:
+        if request.request_id is not None:
+            self._recent.add(request.request_id)
+        command = request.build(self.origin)
+        outcome = self.engine.submit(command)
+        channel = command.channel if isinstance(command, SetMode) else None
+        self._pending.append(Pending(request.request_id, request.command, outcome,
+                                     time.monotonic() + self.command_timeout_s, reply, channel))
+        if self._wake is not None:
+            wake = self._wake
+            outcome.add_done_callback(lambda _: wake())
         self.counters.commands_queued += 1
-        log.info("%s: command %s (id %s) queued", self.origin, pending.command, quoted(pending.request_id))
-        if pending.engine_command == "arm":
-            self.engine.arm(origin=self.origin)
-        elif pending.engine_command == "disarm":
-            self.engine.disarm(origin=self.origin)
-        elif pending.engine_command == "kill":
-            self.engine.kill(origin=self.origin)
-        else:
-            assert pending.channel is not None
-            self.engine.set_mode(pending.channel, pending.mode, origin=self.origin)
+        log.info("%s: command %s (id %s) queued", self.origin, request.command, quoted(request.request_id))
 
     @staticmethod
     def _command_key(body: dict[str, Any]) -> str:
@@ -295,25 +297,25 @@ class CommandGate:
             raise Refused(f"command: expected one of {COMMAND_NAMES}; {got}", "unknown_command")
         return name[:100]
 
-    def _parse(self, command: str, body: dict[str, Any], rid: RequestId, reply: Reply) -> Pending:
-        deadline = time.monotonic() + self.command_timeout_s
-        step = self.engine.status.steps
-        if command in _EXPECTED_EVENT:
+    def _parse(self, command: str, body: dict[str, Any], rid: RequestId) -> Request:
+        plain = _PLAIN_COMMANDS.get(command)
+        if plain is not None:
             self._no_other_keys(body, set())
-            return Pending(rid, command, command, step, deadline, reply, expected_event=_EXPECTED_EVENT[command])
+            return Request(rid, command, plain)
         parts = command.split("/")
         if len(parts) == 3 and parts[0] == "ch" and parts[2] == "mode":
             channel = self._channel(parts[1])
             self._no_other_keys(body, {"mode"})
-            mode = body.get("mode")
-            if mode not in CHANNEL_MODES:
-                got = "it is missing" if "mode" not in body else f"got {mode!r}"
-                raise Refused(f"mode: expected one of {', '.join(CHANNEL_MODES)}; {got}", "bad_mode")
+            asked = body.get("mode")
+            if not isinstance(asked, str) or asked not in Mode.__members__.values():
+                got = "it is missing" if "mode" not in body else f"got {asked!r}"
+                raise Refused(f"mode: expected one of {', '.join(Mode)}; {got}", "bad_mode")
+            mode = Mode(asked)
             mapped = self._channels[channel]
-            if mapped.mode == "excluded" and mode != "excluded":
+            if mapped.mode == Mode.EXCLUDED and mode != Mode.EXCLUDED:
                 raise Refused(f"desk channel {channel} ({mapped.name}) is excluded in the show file: it is never "
                               "analysed, so it stays excluded", "excluded")
-            return Pending(rid, command, "mode", step, deadline, reply, channel=channel, mode=mode, expected_event="mode")
+            return Request(rid, command, lambda origin: SetMode(channel, mode, origin))
         raise Refused(f"unknown command {command!r}; the commands are {COMMAND_NAMES}{self.where}", "unknown_command")
 
     def _channel(self, text: str) -> int:
@@ -345,25 +347,6 @@ class CommandGate:
 
     # ----- answering ---------------------------------------------------------------------
 
-    def _on_record(self, record: dict[str, Any]) -> None:
-        """Tie a refusal or a policy event of the step now running to the command it answers (on the control loop)."""
-        if not self._pending:
-            return
-        step = self.engine.status.steps  # the running step increments it when it ends
-        kind = record.get("kind")
-        for pending in self._pending:
-            if pending.after_step != step or pending.refusal is not None:
-                continue
-            if kind == "refused" and record.get("command") == pending.engine_command:
-                pending.refusal = str(record.get("reason", "refused"))
-                break
-            if (kind == "event" and record.get("what") == pending.expected_event and not pending.detail
-                    and (pending.channel is None or record.get("ch") == pending.channel)):
-                pending.detail = str(record.get("detail") or record.get("what"))
-                break
-        if self._wake is not None:
-            self._wake()
-
     def settle(self, final: bool = False) -> None:
         """Answer every command whose control step has run (or that waited too long, or all when ``final``)."""
         if self._pending:
@@ -371,23 +354,26 @@ class CommandGate:
         self.refusal_log.flush(final)
 
     def _answer(self, final: bool) -> None:
-        steps = self.engine.status.steps
         now = time.monotonic()
         waiting = []
         for p in self._pending:
-            if p.refusal is not None:
-                self.refuse(p.command, p.request_id, p.refusal, p.reply, code="policy")
-            elif steps > p.after_step:
-                result: dict[str, Any] = {"v": PAYLOAD_VERSION, "id": p.request_id, "command": p.command, "ok": True,
-                                          "armed": self.engine.state.armed, "detail": p.detail or "no change",
-                                          "t": round(self._wall_clock(), 3)}
-                if p.channel is not None:
-                    result.update(ch=p.channel, mode=self.engine.state.channel(p.channel).mode)
-                p.reply(result)
+            if p.outcome.done():
+                self._reply(p, p.outcome.result())
             elif final or now > p.deadline_s:
+                p.outcome.cancel()  # applied later, it is not answered twice
                 self.refuse(p.command, p.request_id,
                             f"not applied: the control loop did not run within {self.command_timeout_s:g} s "
                             "(is the bridge stopping?)", p.reply, code="not_applied")
             else:
                 waiting.append(p)
         self._pending = waiting
+
+    def _reply(self, p: Pending, outcome: Outcome) -> None:
+        if not outcome.applied:
+            self.refuse(p.command, p.request_id, outcome.detail, p.reply, code="policy")
+            return
+        result: dict[str, Any] = {"v": PAYLOAD_VERSION, "id": p.request_id, "command": p.command, "ok": True,
+                                  "armed": outcome.armed, "detail": outcome.detail, "t": round(self._wall_clock(), 3)}
+        if p.channel is not None and outcome.mode is not None:
+            result.update(ch=p.channel, mode=str(outcome.mode))
+        p.reply(result)

@@ -27,6 +27,7 @@ from ailive.models.errors import ModelError
 from ailive.models.features import SILENCE_DB, rms_db
 
 from . import policy as P
+from .control import Arm, Command, Disarm, Kill, Mode, Outcome, SetMode, hold_code
 from .journal import Journal, JournalError, encode_db
 from .sources import AudioSource, AudioSourceError, EndOfSource
 
@@ -39,7 +40,6 @@ REJECTED_PERIOD_S = 1.0
 #: Sources whose first refused datagram is journaled at once; beyond these, they are only counted.
 REJECTED_PEERS_NAMED = 64
 
-Command = tuple[str, tuple[object, ...], str]  # name, arguments, origin (local, mqtt, ...)
 
 
 class ModelMismatchError(AiliveError):
@@ -66,7 +66,8 @@ class ChannelStatus:
     proposed_db: float
     fader_db: float
     muted: bool | None
-    reason: str
+    reason: str  # for people: a hold, the mode, or the last move's reason
+    hold_code: str = ""  # for programs: the Hold's code while this channel is held, else ""
 
 
 @dataclass
@@ -76,7 +77,8 @@ class EngineStatus:
     show: str
     model: str
     armed: bool = False
-    hold: str = ""
+    hold: str = ""  # for people: why every fader is held, "" when none is
+    hold_code: str = ""  # for programs: that hold's code (desk_lost, stale_audio, model_error)
     desk: str = ""
     desk_connected: bool = False
     audio_time_s: float = 0.0  # seconds of audio since the bridge started
@@ -120,7 +122,7 @@ class Engine:
         driver.use_clock(clock if clock is not None or source.realtime else lambda: self._audio_time_s)
         self._desk_events: list[DeskEvent] = []
         self._listeners: list[Callable[[dict[str, object]], None]] = []
-        self._commands: list[Command] = []
+        self._commands: list[tuple[Command, asyncio.Future[Outcome]]] = []
         self._stop = asyncio.Event()
         self._latencies_ms: deque[float] = deque(maxlen=4096)
         self._analysed = [i for i, c in enumerate(show.channels) if c.mode != "excluded"]
@@ -178,19 +180,29 @@ class Engine:
     def _on_desk_event(self, event: DeskEvent) -> None:
         self._desk_events.append(event)
 
-    # ----- commands (safe to call from any coroutine or callback on the loop) ----------
+    # ----- commands (call from a coroutine or callback on the engine's event loop) ----------
 
-    def arm(self, origin: str = "local") -> None:
-        self._commands.append(("arm", (), origin))
+    def submit(self, command: Command) -> asyncio.Future[Outcome]:
+        """Queue ``command`` for the next control step; the future resolves when that step applied or refused it.
 
-    def disarm(self, origin: str = "local") -> None:
-        self._commands.append(("disarm", (), origin))
+        The future always gets an :class:`Outcome` (never an exception), so a
+        caller that does not wait for it (the keyboard) leaves nothing unread.
+        """
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._commands.append((command, future))
+        return future
 
-    def kill(self, origin: str = "local") -> None:
-        self._commands.append(("kill", (), origin))
+    def arm(self, origin: str = "local") -> asyncio.Future[Outcome]:
+        return self.submit(Arm(origin))
 
-    def set_mode(self, channel: int, mode: str, origin: str = "local") -> None:
-        self._commands.append(("mode", (channel, mode), origin))
+    def disarm(self, origin: str = "local") -> asyncio.Future[Outcome]:
+        return self.submit(Disarm(origin))
+
+    def kill(self, origin: str = "local") -> asyncio.Future[Outcome]:
+        return self.submit(Kill(origin))
+
+    def set_mode(self, channel: int, mode: str, origin: str = "local") -> asyncio.Future[Outcome]:
+        return self.submit(SetMode(channel, Mode(mode), origin))
 
     def stop(self) -> None:
         self._stop.set()
@@ -389,31 +401,43 @@ class Engine:
 
     def _apply_commands(self, now: float) -> None:
         commands, self._commands = self._commands, []
-        for name, args, origin in commands:
-            self._record("command", command=name, args=list(args), origin=origin)
+        for command, future in commands:
+            self._record("command", command=command.name, args=list(command.args), origin=command.origin)
             try:
-                if name == "arm":
-                    self._arm(now)
-                elif name == "disarm":
-                    self.state, events = P.disarm(self.state, now, "command")
-                    self._journal_events(events)
-                elif name == "kill":
-                    self.state, moves, events = P.kill(self.config, self.state, self._desk_view(), now)
-                    self._journal_events(events)
-                    self._send(moves)
-                elif name == "mode":
-                    channel, mode = args
-                    self.state, events = P.set_mode(self.state, int(channel), str(mode), now)  # type: ignore[arg-type]
-                    self._journal_events(events)
+                events = self._apply(command, now)
             except (P.ArmRefused, JournalError, ValueError, KeyError) as exc:
-                self._record("refused", command=name, reason=str(exc))
-                self.status.last_events.append(f"{name} refused: {exc}")
+                self._record("refused", command=command.name, reason=str(exc))
+                self.status.last_events.append(f"{command.name} refused: {exc}")
+                outcome = Outcome(False, str(exc), self.state.armed)
+            else:
+                took = next((e for e in events if e.kind == command.event), None)
+                detail = (took.detail or took.kind) if took is not None else "no change"
+                mode = Mode(self.state.channel(command.channel).mode) if isinstance(command, SetMode) else None
+                outcome = Outcome(True, detail, self.state.armed, mode)
+            if not future.done():  # a waiter that gave up cancelled it
+                future.set_result(outcome)
 
-    def _arm(self, now: float) -> None:
+    def _apply(self, command: Command, now: float) -> list[P.PolicyEvent]:
+        """Apply one command through the policy; the events it caused, already journaled."""
+        if isinstance(command, Arm):
+            return self._arm(now)
+        if isinstance(command, Disarm):
+            self.state, events = P.disarm(self.state, now, "command")
+        elif isinstance(command, Kill):
+            self.state, moves, events = P.kill(self.config, self.state, self._desk_view(), now)
+            self._journal_events(events)
+            self._send(moves)
+            return events
+        else:
+            self.state, events = P.set_mode(self.state, command.channel, str(command.mode), now)
+        self._journal_events(events)
+        return events
+
+    def _arm(self, now: float) -> list[P.PolicyEvent]:
         """Snapshot first, durably; only then may anything move."""
         armed, snapshot, events = P.arm(self.config, self.state, self._desk_view(), now)
         if not events:
-            return
+            return []
         try:
             self.journal.write_snapshot(snapshot, self.show.profile.name, str(self.show.desk))
         except JournalError as exc:
@@ -425,6 +449,7 @@ class Engine:
             self.status.journal_error = ""
         self.state = armed
         self._journal_events(events)
+        return events
 
     def _send(self, moves: list[P.Move], *, always: bool = False) -> None:
         for move in moves:
@@ -447,6 +472,7 @@ class Engine:
         s = self.status
         s.armed = self.state.armed
         s.hold = self.state.hold
+        s.hold_code = hold_code(self.state.hold)
         s.desk_connected = self.driver.connected
         elapsed = self._audio_time_s - self._started_at
         s.audio_time_s = elapsed if math.isfinite(elapsed) else 0.0
@@ -458,6 +484,7 @@ class Engine:
                 level_db=float(self._levels_db[i]), proposed_db=float(self._gains_db[i]),
                 fader_db=self.driver.view[c.desk_channel].fader_db, muted=self.driver.view[c.desk_channel].muted,
                 reason=self.state.channel(c.desk_channel).reason,
+                hold_code=hold_code(self.state.channel(c.desk_channel).reason),
             )
             for i, c in enumerate(self.show.channels)
         ]

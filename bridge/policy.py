@@ -27,6 +27,8 @@ from ailive.consoles.errors import AiliveError
 from ailive.consoles.faderlaw import FaderLaw, held_db, held_db_within
 from ailive.consoles.show import PolicySettings, Show
 
+from .control import Hold
+
 _State = TypeVar("_State")
 
 #: Longest time step the slew limits integrate over (after a pause, no jump).
@@ -271,7 +273,7 @@ def desk_moved(config: PolicyConfig, state: PolicyState, channel: int, db: float
         if s.mode != "auto":
             continue
         updates[member] = replace(s, overridden=True, override_until_s=hold_until, moving=False,
-                                  position_db=db if member == channel else s.position_db, reason="held: override")
+                                  position_db=db if member == channel else s.position_db, reason=Hold.OVERRIDE)
     return _with_channels(state, updates), [PolicyEvent("override", now, f"engineer moved the fader to {db:+.1f} dB", channel)]
 
 
@@ -317,13 +319,13 @@ def _group_of(config: PolicyConfig, channel: int) -> list[int]:
 
 def _global_hold(config: PolicyConfig, proposal: Proposal, desk: DeskView, now: float) -> str:
     if not desk.connected:
-        return "held: desk lost"
+        return Hold.DESK_LOST
     if now - proposal.audio_time_s > config.settings.stale_audio_s:
-        return "held: stale audio"
+        return Hold.STALE_AUDIO
     if proposal.model_error:
-        return "held: model error"
+        return Hold.MODEL_ERROR
     if any(math.isinf(g) for g in proposal.gains_db.values()):
-        return "held: model error"
+        return Hold.MODEL_ERROR
     return ""
 
 
@@ -344,19 +346,19 @@ def _channel_hold(config: PolicyConfig, s: ChannelState, gain: float, level_db: 
     if s.mode != "auto":
         return s.mode
     if seen is None or math.isnan(seen.fader_db):
-        return "held: fader unknown"
+        return Hold.FADER_UNKNOWN
     if seen.muted is None:
-        return "held: mute unknown"
+        return Hold.MUTE_UNKNOWN
     if seen.muted:
-        return "held: muted"
+        return Hold.MUTED
     if seen.fader_db == -math.inf or s.reference_db == -math.inf:
-        return "held: fader off"
+        return Hold.FADER_OFF
     if seen.fader_db > config.settings.ceiling_db:
-        return "held: above ceiling"  # the engineer put it there; the bridge never pulls it down with a jump
+        return Hold.ABOVE_CEILING  # the engineer put it there; the bridge never pulls it down with a jump
     if s.overridden and now < s.override_until_s:
-        return "held: override"
+        return Hold.OVERRIDE
     if not math.isfinite(gain) or not level_db >= config.settings.silence_db:
-        return "held: silence"
+        return Hold.SILENCE
     return ""
 
 
@@ -464,7 +466,7 @@ def _drop_split_groups(config: PolicyConfig, channels: dict[int, ChannelState], 
             for m in members:
                 if m in allowed:
                     allowed.discard(m)
-                    channels[m] = replace(channels[m], moving=False, reason="held: group")
+                    channels[m] = replace(channels[m], moving=False, reason=Hold.GROUP)
     return [ch for ch in eligible if ch in allowed]
 
 
@@ -473,7 +475,7 @@ def _learn_bias(config: PolicyConfig, state: PolicyState, channels: dict[int, Ch
     """mapping = "keep": once the model has settled, hold the armed balance and ride changes from there."""
     if now - state.arm_time_s < config.settings.settle_s:
         for ch in eligible:
-            channels[ch] = replace(channels[ch], reason="held: settling")
+            channels[ch] = replace(channels[ch], reason=Hold.SETTLING)
         return channels, [], []
     events = []
     for ch in eligible:

@@ -332,6 +332,7 @@ class Telemetry:
     def _state_payload(self, status: EngineStatus) -> dict[str, Any]:
         return {
             "v": PAYLOAD_VERSION, "online": True, "show": status.show, "armed": status.armed, "hold": status.hold,
+            "hold_code": status.hold_code,
             "connected": status.desk_connected, "desk": status.desk, "model": status.model, "xruns": status.xruns,
             "model_errors": status.model_errors, "moves": status.moves, "engineer_moves": status.engineer_moves,
             "audio_time_s": round(status.audio_time_s, 3), "events_dropped": self.stats.events_dropped,

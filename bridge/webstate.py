@@ -16,6 +16,7 @@ from typing import Any
 from ailive.consoles.faderlaw import FaderLaw, position_of
 
 from .commands import PAYLOAD_VERSION
+from .control import Mode
 from .engine import Engine, EngineStatus
 
 #: No new audio for this long and the audio link shows as down.
@@ -87,14 +88,14 @@ def channel_strips(engine: Engine, status: EngineStatus) -> list[dict[str, Any]]
     strips = []
     for ch in status.channels:
         policy = engine.state.channel(ch.channel)
-        riding = status.armed and ch.mode == "auto" and not ch.reason.startswith("held")
+        riding = status.armed and ch.mode == Mode.AUTO and not ch.hold_code
         target = policy.target_db if riding else math.nan
         strips.append({
             "ch": ch.channel, "name": ch.name, "mode": ch.mode, "locked": show_modes[ch.channel] == "excluded",
             "level_db": level(ch.level_db), "proposed_db": level(ch.proposed_db),
             "fader_db": level(ch.fader_db), "fader_pos": travel(law, ch.fader_db),
             "target_db": level(target), "target_pos": travel(law, target),
-            "muted": ch.muted, "reason": ch.reason,
+            "muted": ch.muted, "reason": ch.reason, "hold_code": ch.hold_code,
         })
     return strips
 
@@ -108,7 +109,7 @@ def state_payload(engine: Engine, watch: LinkWatch, seq: int, *, wall_clock_s: f
     return {
         "type": "state", "v": PAYLOAD_VERSION, "seq": seq,
         "t": round(time.time() if wall_clock_s is None else wall_clock_s, 3),
-        "show": status.show, "armed": status.armed, "hold": status.hold,
+        "show": status.show, "armed": status.armed, "hold": status.hold, "hold_code": status.hold_code,
         "links": links(engine, status, watch, now_s),
         "audio_time_s": round(status.audio_time_s, 2), "moves": status.moves,
         "engineer_moves": status.engineer_moves, "xruns": status.xruns,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from dataclasses import replace
 from pathlib import Path
 
@@ -115,3 +116,51 @@ async def test_model_failure_holds_and_never_stops_the_bridge(x32_sim, tmp_path)
     assert status.moves == 0 and status.model_errors > 0
     assert x32_sim.stats.writes == {}
     assert any(r["kind"] == "model-error" for r in read_records(tmp_path / "j" / f"{show.name}.jsonl"))
+
+
+async def test_a_command_is_answered_by_the_future_the_engine_resolves(x32_sim, tmp_path):
+    from ailive.bridge.control import Arm, Mode, SetMode
+
+    stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0], seconds=3.0)
+    outcomes = {}
+
+    async def commands(engine, driver):
+        await wait_for(lambda: engine.status.steps > 2, timeout_s=5)
+        outcomes["arm"] = await engine.submit(Arm("test"))
+        outcomes["again"] = await engine.arm("test")
+        outcomes["manual"] = await engine.submit(SetMode(2, Mode.MANUAL, "test"))
+        outcomes["unmapped"] = await engine.submit(SetMode(99, Mode.AUTO, "test"))
+
+    engine, status, show = await run_engine(x32_sim, stems, tmp_path, during=commands, arm_after_s=None)
+    assert outcomes["arm"].applied and outcomes["arm"].armed and "snapshot" in outcomes["arm"].detail
+    assert outcomes["again"].applied and outcomes["again"].detail == "no change"  # already armed: nothing changed
+    assert outcomes["manual"].applied and outcomes["manual"].mode is Mode.MANUAL
+    assert not outcomes["unmapped"].applied and "99" in outcomes["unmapped"].detail  # refused, with the reason
+    records = read_records(tmp_path / "journal" / f"{show.name}.jsonl")
+    assert {"kind": "refused", "command": "mode"}.items() <= next(r for r in records if r["kind"] == "refused").items()
+    assert any(r["kind"] == "command" and r["command"] == "mode" and r["args"] == [2, "manual"] for r in records)
+
+
+async def test_holds_carry_a_code_and_the_text_stays_for_people(x32_sim, tmp_path):
+    stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0], seconds=8.0)
+    seen = {}
+
+    async def fail_the_model(engine, driver):
+        await wait_for(lambda: engine.state.armed, timeout_s=5)
+        engine.model = _Failing(engine.model)
+        await wait_for(lambda: engine.refresh().hold_code == "model_error", timeout_s=5)
+        seen["status"] = copy.deepcopy(engine.refresh())  # the engine keeps updating its own
+        engine.stop()
+
+    class _Failing:
+        def __init__(self, model):
+            self.card = model.card
+
+        def step(self, state, frame):
+            raise RuntimeError("the model fell over")
+
+    await run_engine(x32_sim, stems, tmp_path, during=fail_the_model, arm_after_s=0.2, realtime=True)
+    status = seen["status"]
+    assert status.armed and status.hold == "held: model error" and status.hold_code == "model_error"
+    assert all(ch.hold_code == "model_error" for ch in status.channels if ch.mode == "auto"), status.channels
+    assert all(ch.hold_code == "" for ch in status.channels if ch.mode == "excluded")

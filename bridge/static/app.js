@@ -193,7 +193,7 @@ function drawStrip(strip, channel) {
   strip.reason.textContent = channel.reason;
   strip.reason.title = channel.reason;
   strip.node.dataset.mode = channel.mode;
-  strip.node.classList.toggle("held", channel.reason.startsWith("held"));
+  strip.node.classList.toggle("held", channel.hold_code !== "");
   for (const button of strip.modes) {
     const active = button.dataset.mode === channel.mode;
     button.classList.toggle("active", active);
@@ -220,7 +220,7 @@ function render(state) {
   drawLink("link-desk", state.links.desk);
   drawLink("link-audio", state.links.audio);
   drawLink("link-model", state.links.model);
-  showBanner(state.hold ? `Every fader is held: ${state.hold.replace(/^held: /, "")}` : "");
+  showBanner(state.hold_code ? `Every fader is ${state.hold}` : "");
   const seen = new Set();
   for (const channel of state.channels) {
     seen.add(channel.ch);
