@@ -10,11 +10,13 @@ from typing import Any
 from .errors import ProfileSchemaError
 from .faderlaw import LinearDbLaw, make_law
 from .profile_model import (SCHEMA_VERSION, OSC_TYPES, REPLY_FIELDS, TAKEOVER_RULES, MODEL_MATCH, POSITION_LAWS, METER_REQUEST_ARGS, FaderParam, MuteParam, NameParam, TrimParam, Identify, Subscription, Feedback, Meters, Node, Reply, SimSettings, Profile)
+from .schemarecord import SchemaRecord
 from .tomlschema import TableReader
 
 
 def _channel_template(reader: TableReader, key: str) -> str:
-    return reader.get(key, str, expected="an OSC address template containing {ch}", check=lambda v: v.startswith("/") and "{ch" in v)
+    return reader.get(key, str, expected="an OSC address template containing {ch}", check=lambda v: v.startswith("/") and "{ch" in v,
+                      schema={"pattern": r"^/.*\{ch"})
 
 
 def _osc_type(reader: TableReader, key: str = "type") -> str:
@@ -25,6 +27,7 @@ def _parse_fader(reader: TableReader) -> FaderParam:
     address = _channel_template(reader, "address")
     osc_type = reader.choice("type", ("f",))
     law_name = reader.choice("law", ("x32", "db"))
+    reader.branch("law", law_name)
     position_law = "steps"
     if law_name == "x32":
         law = make_law("x32", steps=reader.integer("steps", 1024, low=2, high=1 << 20),
@@ -41,19 +44,23 @@ def _parse_fader(reader: TableReader) -> FaderParam:
 def _reply_fields(reader: TableReader) -> tuple[str, ...]:
     """``reply``: the fields of a query's answer; exactly one of them is the value."""
     fields = reader.get("reply", list, ["value"], expected="a list of " + ", ".join(REPLY_FIELDS) + " holding 'value' once",
-                        check=lambda v: all(f in REPLY_FIELDS for f in v) and v.count("value") == 1)
+                        check=lambda v: all(f in REPLY_FIELDS for f in v) and v.count("value") == 1,
+                        schema={"items": {"enum": list(REPLY_FIELDS)}, "contains": {"const": "value"},
+                                "minContains": 1, "maxContains": 1})
     return tuple(fields)
 
 
 def _parse_identify(reader: TableReader) -> Identify:
     queries = reader.get("queries", list, expected="a list of OSC addresses",
-                         check=lambda v: bool(v) and all(isinstance(q, str) and q.startswith("/") for q in v))
+                         check=lambda v: bool(v) and all(isinstance(q, str) and q.startswith("/") for q in v),
+                         schema={"minItems": 1, "items": {"type": "string", "pattern": "^/"}})
     result = Identify(
         queries=tuple(queries),
         model_arg=reader.integer("model_arg", low=0, high=16),
         name_arg=reader.integer("name_arg", None, low=0, high=16),
         firmware_arg=reader.integer("firmware_arg", None, low=0, high=16),
-        probe=reader.get("probe", str, queries[0], check=lambda v: v.startswith("/"), expected="an OSC address"),
+        probe=reader.get("probe", str, queries[0], check=lambda v: v.startswith("/"), expected="an OSC address",
+                         schema={"pattern": "^/"}),
         split=reader.get("split", str, ""),
         model_match=reader.choice("model_match", MODEL_MATCH, "exact"),
     )
@@ -63,7 +70,8 @@ def _parse_identify(reader: TableReader) -> Identify:
 
 def _parse_subscription(reader: TableReader) -> Subscription:
     result = Subscription(
-        address=reader.get("address", str, check=lambda v: v.startswith("/"), expected="an OSC address"),
+        address=reader.get("address", str, check=lambda v: v.startswith("/"), expected="an OSC address",
+                         schema={"pattern": "^/"}),
         renew_s=reader.number("renew_s", low=0.1),
         lease_s=reader.number("lease_s", low=0.1),
         max_clients=reader.integer("max_clients", low=1, high=1024),
@@ -87,14 +95,13 @@ def _parse_feedback(reader: TableReader) -> Feedback:
 
 def _parse_nodes(reader: TableReader) -> tuple[Node, ...]:
     nodes = []
-    for key in list(reader.data):
-        item = reader.table(key, required=True)
-        assert item is not None
+    for key, item in reader.each_table():
         osc_type = _osc_type(item)
         kinds = {"i": int, "f": float, "s": str}[osc_type]
         nodes.append(Node(
             key=key,
-            address=item.get("address", str, check=lambda v: v.startswith("/"), expected="an OSC address"),
+            address=item.get("address", str, check=lambda v: v.startswith("/"), expected="an OSC address",
+                         schema={"pattern": "^/"}),
             type=osc_type,
             default=item.get("default", kinds),
             count=item.integer("count", 1, low=1, high=1024),
@@ -112,12 +119,11 @@ def _parse_sim(reader: TableReader | None) -> SimSettings:
     replies = {}
     replies_reader = reader.table("replies")
     if replies_reader is not None:
-        for address in list(replies_reader.data):
-            item = replies_reader.table(address, required=True)
-            assert item is not None
-            tags = item.get("type", str, check=lambda v: all(t in OSC_TYPES for t in v), expected="OSC type tags (i, f, s)")
+        for address, item in replies_reader.each_table():
+            tags = item.get("type", str, check=lambda v: all(t in OSC_TYPES for t in v), expected="OSC type tags (i, f, s)",
+                            schema={"pattern": "^[" + "".join(OSC_TYPES) + "]*$"})
             args = item.get("args", list, check=lambda v: len(v) == len(tags) and all(isinstance(a, str) for a in v),
-                            expected=f"a list of {len(tags)} strings")
+                            expected="a list of strings, one per type tag", schema={"items": {"type": "string"}})
             replies[address] = Reply(tags, tuple(args))
             item.finish()
         replies_reader.finish()
@@ -134,9 +140,9 @@ def _parse_sim(reader: TableReader | None) -> SimSettings:
     return result
 
 
-def parse_profile(data: dict[str, Any], path: str) -> Profile:
-    """Validate a merged profile table into a :class:`Profile`."""
-    top = TableReader(data, path, "", ProfileSchemaError)
+def parse_profile(data: dict[str, Any], path: str, record: SchemaRecord | None = None) -> Profile:
+    """Validate a merged profile table into a :class:`Profile`; ``record`` notes what was read (the schema)."""
+    top = TableReader(data, path, "", ProfileSchemaError, record)
     schema = top.integer("schema", low=1, high=SCHEMA_VERSION)
     top.get("extends", str, "")
     assert schema == SCHEMA_VERSION
@@ -155,16 +161,18 @@ def parse_profile(data: dict[str, Any], path: str) -> Profile:
         raise top.fail("feedback", "either [subscription] or [feedback], not both (a desk feeds back one way)")
     profile = Profile(
         name=top.get("name", str, check=lambda v: v.isidentifier() or v.replace("-", "_").isidentifier(),
-                      expected="a short name of letters, digits, - and _"),
+                      expected="a short name of letters, digits, - and _", schema={"pattern": r"^[^\W\d][\w-]*$"}),
         vendor=top.get("vendor", str),
         description=top.get("description", str, ""),
         transport=top.choice("transport", ("osc-udp",)),
         port=top.integer("port", low=1, high=65535),
         channels=channels,
         models=tuple(top.get("models", list, expected="a list of model names",
-                             check=lambda v: bool(v) and all(isinstance(m, str) for m in v))),
+                             check=lambda v: bool(v) and all(isinstance(m, str) for m in v),
+                             schema={"minItems": 1, "items": {"type": "string"}})),
         model_prefixes=tuple(top.get("model_prefixes", list, [], expected="a list of model name prefixes",
-                                     check=lambda v: all(isinstance(m, str) and m for m in v))),
+                                     check=lambda v: all(isinstance(m, str) and m for m in v),
+                                     schema={"items": {"type": "string", "minLength": 1}})),
         subscribe=top.get("subscribe", bool, True),
         max_queries_per_s=top.number("max_queries_per_s", 0.0, low=0.0, high=10000.0),
         replies_to_sender=top.get("replies_to_sender", bool, True),
@@ -182,7 +190,7 @@ def parse_profile(data: dict[str, Any], path: str) -> Profile:
         sim=_parse_sim(top.table("sim")),
         source=path,
         query_suffix=top.get("query_suffix", str, "", expected="an address suffix starting with '/' (or empty)",
-                             check=lambda v: v == "" or (v.startswith("/") and len(v) > 1)),
+                             check=lambda v: v == "" or (v.startswith("/") and len(v) > 1), schema={"pattern": "^(/.+)?$"}),
         receive_port=top.integer("receive_port", None, low=1, high=65535),
         pushes_hand_moves=top.get("pushes_hand_moves", bool, True),
         feedback=_parse_feedback(feedback) if feedback else None,
@@ -202,7 +210,7 @@ def parse_profile(data: dict[str, Any], path: str) -> Profile:
 def _optional_table(top: TableReader, name: str) -> TableReader | None:
     """An optional table, or None when it is absent or ``false`` (the desk has no such thing)."""
     if top.data.get(name) is False:
-        top.get(name, bool)
+        top.get(name, bool, expected="false (the desk has none)", schema={"const": False})
         return None
     return top.table(name)
 

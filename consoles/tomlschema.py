@@ -3,14 +3,20 @@
 Profiles and show files are both written by people; a typo must be reported
 precisely (``show.toml: channel[3].mode: expected one of auto, manual,
 excluded, got 'atuo'``) and an unknown key must not be ignored silently.
+A reader given a :class:`~.schemarecord.SchemaRecord` also notes every key
+it reads, with its type, bounds and choices, so the JSON Schema of a file
+is generated from its parser, never written beside it.
 """
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .errors import SchemaError
+
+if TYPE_CHECKING:
+    from .schemarecord import SchemaRecord
 
 T = TypeVar("T")
 _MISSING: Any = object()
@@ -60,12 +66,23 @@ def _utf8_text(data: bytes, path: str, error: type[SchemaError]) -> str:
 class TableReader:
     """Typed access to one TOML table that remembers which keys were read."""
 
-    def __init__(self, data: dict[str, Any], path: str, prefix: str, error: type[SchemaError]) -> None:
+    def __init__(self, data: dict[str, Any], path: str, prefix: str, error: type[SchemaError],
+                 record: "SchemaRecord | None" = None, shape: tuple[str, ...] = ()) -> None:
         self.data = data
         self.path = path
         self.prefix = prefix
         self.error = error
         self._seen: set[str] = set()
+        self._record = record
+        self._shape = shape  # where this table sits in the schema ("*": any key of its parent)
+        self._variant: tuple[str, Any] | None = None
+
+    def _child(self, data: dict[str, Any], prefix: str, shape: str) -> "TableReader":
+        return TableReader(data, self.path, prefix, self.error, self._record, self._shape + (shape,))
+
+    def branch(self, name: str, value: Any) -> None:
+        """The keys read from here on depend on ``name`` being ``value`` (the schema says so with if/then)."""
+        self._variant = (name, value)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -84,11 +101,18 @@ class TableReader:
         *,
         expected: str | None = None,
         check: Callable[[Any], bool] | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> T:
-        """The value of ``name`` of type ``kind`` (ints are accepted for floats), else a schema error."""
+        """The value of ``name`` of type ``kind`` (ints are accepted for floats), else a schema error.
+
+        ``schema``: JSON Schema keywords that say what ``check`` checks, for the generated schema.
+        """
         self._seen.add(name)
         kinds = kind if isinstance(kind, tuple) else (kind,)
         words = expected or " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)
+        if self._record is not None:
+            self._record.key(self._shape, name, kinds, words, schema or {}, required=default is _MISSING,
+                             variant=self._variant)
         if name not in self.data:
             if default is _MISSING:
                 raise self.fail(name, words + " (the key is required)")
@@ -105,7 +129,8 @@ class TableReader:
         return value  # type: ignore[return-value]
 
     def choice(self, name: str, options: tuple[str, ...] | list[str], default: Any = _MISSING) -> str:
-        return self.get(name, str, default, expected="one of " + ", ".join(options), check=lambda v: v in options)
+        return self.get(name, str, default, expected="one of " + ", ".join(options), check=lambda v: v in options,
+                        schema={"enum": list(options)})
 
     def number(self, name: str, default: Any = _MISSING, *, low: float | None = None, high: float | None = None) -> float:
         words = "a number"
@@ -119,21 +144,36 @@ class TableReader:
         def in_range(value: float) -> bool:
             return (low is None or value >= low) and (high is None or value <= high)
 
-        return self.get(name, float, default, expected=words, check=in_range)
+        bounds = {k: v for k, v in (("minimum", low), ("maximum", high)) if v is not None}
+        return self.get(name, float, default, expected=words, check=in_range, schema=bounds)
 
     def integer(self, name: str, default: Any = _MISSING, *, low: int | None = None, high: int | None = None) -> int:
         words = f"an integer in {low}..{high}" if low is not None and high is not None else "an integer"
+        bounds = {k: v for k, v in (("minimum", low), ("maximum", high)) if v is not None}
         return self.get(
             name, int, default, expected=words,
-            check=lambda v: (low is None or v >= low) and (high is None or v <= high),
+            check=lambda v: (low is None or v >= low) and (high is None or v <= high), schema=bounds,
         )
 
     def table(self, name: str, *, required: bool = False) -> "TableReader | None":
         if name not in self.data and not required:
             self._seen.add(name)
             return None
-        value = self.get(name, dict, expected="a table")
-        return TableReader(value, self.path, self.key(name), self.error)
+        value = self.get(name, dict, _MISSING if required else None, expected="a table")  # present here: no default used
+        return self._child(value, self.key(name), name)
+
+    def each_table(self) -> list[tuple[str, "TableReader"]]:
+        """Every key of this table, each holding a table (a table of named items: any key is allowed)."""
+        if self._record is not None:
+            self._record.any_key(self._shape)
+        readers = []
+        for name in list(self.data):
+            self._seen.add(name)
+            value = self.data[name]
+            if not isinstance(value, dict):
+                raise self.fail(name, "a table", value)
+            readers.append((name, self._child(value, self.key(name), "*")))
+        return readers
 
     def tables(self, name: str) -> list["TableReader"]:
         """An array of tables (``[[name]]``), possibly empty."""
@@ -142,7 +182,7 @@ class TableReader:
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 raise self.error(self.path, f"{self.key(name)}[{index}]", "a table", item)
-            readers.append(TableReader(item, self.path, f"{self.key(name)}[{index}]", self.error))
+            readers.append(self._child(item, f"{self.key(name)}[{index}]", name + "[]"))
         return readers
 
     def finish(self) -> None:
