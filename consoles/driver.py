@@ -321,9 +321,6 @@ class OscDeskDriver:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def fader_db(self, channel: int) -> float:
-        return self.view[channel].fader_db
-
     async def read_fader(self, channel: int) -> float:
         """Ask the desk for a fader now; the wire value it holds (quantized, inside the law's range)."""
         fader = self.profile.fader

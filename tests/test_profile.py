@@ -121,3 +121,15 @@ def test_invalid_toml_is_one_clear_error(tmp_path):
     (tmp_path / "bad.toml").write_text("name = [unclosed\n")
     with pytest.raises(ProfileSchemaError, match="valid TOML"):
         load_profiles([tmp_path])
+
+
+def test_written_toml_escapes_control_characters_and_reads_back_the_same():
+    import tomllib
+
+    from ailive.consoles.profile import dump_toml
+
+    table = {"description": "line\rbreak\x01bell\ttab \"quoted\" \\ back", "nested": {"/x y": {"args": ["a\nb"]}},
+             "low": float("-inf")}
+    text = dump_toml(table)
+    assert "\r" not in text and "\x01" not in text
+    assert tomllib.loads(text) == table
