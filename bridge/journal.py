@@ -13,6 +13,7 @@ the disk stay buffered and go out with the next write that succeeds.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -24,8 +25,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TextIO
 
 from ailive.consoles.errors import AiliveError
 
+from .jsonsafe import from_json, to_json
+
 if TYPE_CHECKING:
     from ailive.consoles.show import Show
+
+log = logging.getLogger(__name__)
 
 #: Longest the records may wait in the kernel's cache before they are synced to the disk.
 FLUSH_PERIOD_S = 1.0
@@ -35,15 +40,9 @@ class JournalError(AiliveError):
     """The journal cannot be written or read."""
 
 
-def encode_db(db: float) -> float | str:
-    """JSON has no infinities: a fader that is off is written as ``"-inf"``."""
-    if math.isnan(db):
-        return "nan"
-    return db if math.isfinite(db) else ("-inf" if db < 0 else "inf")
-
-
-def decode_db(value: float | str) -> float:
-    return float(value)
+#: A dB value as the journal writes and reads it (``jsonsafe``'s one convention).
+encode_db = to_json
+decode_db = from_json
 
 
 @dataclass(frozen=True)
@@ -200,9 +199,27 @@ def _read_lines(path: Path) -> list[_Line]:
     return [_Line(number, raw, _parse(raw)) for number, raw in enumerate(data.split(b"\n"), 1) if raw.strip()]
 
 
+@dataclass(frozen=True)
+class JournalRead:
+    """A journal as read: its intact records, and the numbers of the damaged lines skipped."""
+
+    records: list[dict[str, Any]]
+    dropped: list[int]
+
+
+def read_journal(path: Path) -> JournalRead:
+    """Every intact record, and which lines were damaged (cut short by a crash, a flipped byte) and skipped."""
+    lines = _read_lines(path)
+    return JournalRead([line.record for line in lines if line.record is not None],
+                       [line.number for line in lines if line.record is None])
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every intact record; a damaged line (cut short by a crash, a flipped byte) is skipped, not fatal."""
-    return [line.record for line in _read_lines(path) if line.record is not None]
+    """Every intact record; damaged lines are skipped, not fatal, and their count is logged once."""
+    read = read_journal(path)
+    if read.dropped:
+        log.warning("%s: %d damaged line(s) skipped (first: line %d)", path, len(read.dropped), read.dropped[0])
+    return read.records
 
 
 def last_snapshot(directory: Path, show_name: str) -> Snapshot:

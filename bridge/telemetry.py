@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import random
 import secrets
 import ssl
@@ -39,6 +38,7 @@ from ailive.consoles.show import MqttSettings, split_host_port
 
 from .commands import COMMAND_TIMEOUT_S, MAX_COMMAND_BYTES, PAYLOAD_VERSION, CommandGate
 from .engine import Engine, EngineStatus
+from .jsonsafe import json_safe, payload_db
 
 log = logging.getLogger(__name__)
 
@@ -85,32 +85,11 @@ def topic_root(settings: MqttSettings, show_name: str) -> str:
     return f"{settings.topic_prefix}/{show_name}"
 
 
-def _json_safe(value: Any) -> Any:
-    """JSON has no NaN or infinity: NaN (unknown) is null, infinities are ``"-inf"``/``"inf"`` as in the journal."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "-inf" if value < 0 else "inf"
-        return value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _db(value: float | None) -> float | str | None:
-    """A level for a payload: 0.01 dB resolution, null when unknown, ``"-inf"`` when off."""
-    if value is None or math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "-inf" if value < 0 else "inf"
-    return round(value, 2)
+_db = payload_db
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(_json_safe(payload), allow_nan=False, separators=(",", ":")).encode()
+    return json.dumps(json_safe(payload), allow_nan=False, separators=(",", ":")).encode()
 
 
 @dataclass

@@ -18,18 +18,13 @@ from ailive.consoles.faderlaw import FaderLaw, position_of
 from .commands import PAYLOAD_VERSION
 from .control import Mode
 from .engine import Engine, EngineStatus
+from .jsonsafe import payload_db
 
 #: No new audio for this long and the audio link shows as down.
 AUDIO_STALE_S = 0.5
 
 
-def level(value: float | None) -> float | str | None:
-    """A dB value for JSON: 0.01 dB resolution, null when unknown, ``"-inf"`` when off, as in MQTT payloads."""
-    if value is None or math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "-inf" if value < 0 else "inf"
-    return round(value, 2)
+level = payload_db  # a dB value for the page, as in MQTT payloads
 
 
 def travel(law: FaderLaw, db: float) -> float | None:

@@ -164,3 +164,21 @@ async def test_holds_carry_a_code_and_the_text_stays_for_people(x32_sim, tmp_pat
     assert status.armed and status.hold == "held: model error" and status.hold_code == "model_error"
     assert all(ch.hold_code == "model_error" for ch in status.channels if ch.mode == "auto"), status.channels
     assert all(ch.hold_code == "" for ch in status.channels if ch.mode == "excluded")
+
+
+def test_one_float_convention_round_trips_through_the_journal(tmp_path):
+    import json
+    import math
+
+    from ailive.bridge.journal import read_journal
+    from ailive.bridge.jsonsafe import from_json, json_safe, payload_db, to_json
+
+    assert [to_json(v) for v in (math.nan, -math.inf, math.inf, -3.25)] == [None, "-inf", "inf", -3.25]
+    assert all(math.isnan(from_json(v)) for v in (None, "nan"))
+    assert [from_json(to_json(v)) for v in (-math.inf, math.inf, -3.25)] == [-math.inf, math.inf, -3.25]
+    assert payload_db(-3.256) == -3.26 and payload_db(None) is None
+    assert json.dumps(json_safe({1: [math.nan, (math.inf,)]}), allow_nan=False) == '{"1": [null, ["inf"]]}'
+    path = tmp_path / "show.jsonl"
+    path.write_bytes(b'{"kind": "start"}\n{"kind": "mo\n\xff\xfe\n{"kind": "stop"}\n')
+    read = read_journal(path)
+    assert [r["kind"] for r in read.records] == ["start", "stop"] and read.dropped == [2, 3]
