@@ -650,6 +650,14 @@ class OscDeskDriver:
             self.stats.cancelled += 1
 
     def _flush(self, address: str) -> None:
+        """Send a write that waited for the desk's cap, unless what the desk said meanwhile cancels it.
+
+        A hand's move can sit unread in the socket when the timer fires;
+        reading first lets it cancel the write, which was decided before it.
+        """
+        if address not in self._pending:
+            return
+        self.read_queued()
         pending = self._pending.pop(address, None)
         if pending is not None and self.connected:
             self._write(address, pending.value, resend=pending.resend)

@@ -162,5 +162,5 @@ def test_train_on_a_folder_that_is_no_corpus_is_one_line(tmp_path):
 
     result = CliRunner().invoke(main, ["train", "--config", "models/train/configs/smoke.toml", "--corpus", str(tmp_path),
                                        "--out", str(tmp_path / "run")])
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # a user mistake: one line, exit 1 (the CLI's error boundary)
     assert "corpus.json" in result.output and "Traceback" not in result.output

@@ -257,10 +257,10 @@ async def run_engine(sim: DeskSimulator, stems: Path, tmp_path: Path, *, realtim
                      during=None, **policy):
     show = demo_show(sim.profile).with_desk(DeskAddress("127.0.0.1", sim.port, receive_port=0))
     show = replace(show, policy=replace(show.policy, **policy))
+    driver = OscDeskDriver.for_show(show)
+    await driver.connect()  # first: a paced desk's sweep takes a while, and a real-time source would run ahead
     source = FileSource.from_directory(stems, realtime=realtime)
     await source.start()
-    driver = OscDeskDriver.for_show(show)
-    await driver.connect()
     journal = Journal(tmp_path / "journal", show.name)
     journal.open()
     engine = Engine(show, source, driver, load_model("loudness"), journal)
@@ -299,7 +299,7 @@ async def test_a_hot_channel_comes_down(sim, tmp_path):
 
 
 async def test_an_engineer_move_is_respected_for_the_hold_time(sim, tmp_path):
-    stems = write_stems(tmp_path / "stems", HOT, seconds=2.6)
+    stems = write_stems(tmp_path / "stems", HOT, seconds=4.0)  # the hold ends well before the audio does
 
     async def engineer(engine, driver):
         await wait_for(lambda: any(m.startswith("armed") for m in engine.status.last_events), timeout_s=3)

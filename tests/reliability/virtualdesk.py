@@ -36,6 +36,9 @@ class VirtualDesk:
         self.on_write: WriteCheck | None = None
         self._listeners: list[Callable[[DeskEvent], None]] = []
 
+    def use_clock(self, clock: Callable[[], float] | None) -> None:
+        """The engine's clock: this desk already runs on the one it was given."""
+
     def read_queued(self) -> int:
         return 0  # its events reach the engine as they happen: nothing ever waits
 
