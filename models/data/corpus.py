@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from .arrangement import Arrangement, Part, notes_array
 from .roles import role_for_program
 
@@ -36,7 +37,7 @@ MIN_PARTS, MAX_PARTS = 3, 8
 HELDOUT_ONE_IN = 8
 
 
-class CorpusError(ValueError):
+class CorpusError(ModelError, ValueError):
     """A corpus piece cannot become a multitrack (too few or too many parts, no notes)."""
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import ModelError
 from .bleed import apply_bleed, closed_form_paths
 from .loudness import gated_loudness, sounding_fraction, step_samples
 from .songs import Song
@@ -43,7 +44,7 @@ SOUNDING_BELOW_LU = 20.0
 START_TRIES = 4
 
 
-class ExampleError(ValueError):
+class ExampleError(ModelError, ValueError):
     """A song that cannot make an example (one part, too short)."""
 
 

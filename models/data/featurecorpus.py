@@ -25,6 +25,7 @@ import numpy as np
 
 from ailive.models.base import FRAME_S
 from ailive.models.logmel import LogMelSpec, StreamingLogMel
+from ..errors import ModelError
 
 INDEX = "corpus.json"
 FEATURES = "features.npz"
@@ -34,7 +35,7 @@ ABSOLUTE_GATE_DB = -70.0
 RELATIVE_GATE_DB = -10.0
 
 
-class CorpusError(ValueError):
+class CorpusError(ModelError, ValueError):
     """A corpus folder that is missing, incomplete or not a corpus."""
 
 

@@ -22,6 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import ModelError
 from .loudness import gated_loudness, step_energy
 from .mixfit import fit_gains
 from .songs import Song
@@ -41,7 +42,7 @@ INSTRUMENT_ROLES = (
 MAX_TRACKS = 8
 
 
-class MedleyDBError(ValueError):
+class MedleyDBError(ModelError, ValueError):
     """A MedleyDB song folder that cannot be used, with the reason."""
 
 

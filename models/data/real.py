@@ -13,6 +13,7 @@ import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from ..errors import ModelError
 
 MANIFEST = Path(__file__).with_name("real_songs.toml")
 #: Licences whose audio may train models whose weights ship.
@@ -21,7 +22,7 @@ MAX_CHANNELS = 8
 SPLITS = ("train", "validation")
 
 
-class ManifestError(ValueError):
+class ManifestError(ModelError, ValueError):
     """A manifest or a checkout that cannot make the corpus."""
 
 

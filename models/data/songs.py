@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import ModelError
 from .arrangement import Arrangement
 from .loudness import step_energy
 
@@ -36,7 +37,7 @@ MIN_PARTS = 2
 SILENT_PEAK = 1e-5
 
 
-class SongError(ValueError):
+class SongError(ModelError, ValueError):
     """A song file that is missing, damaged or not a multitrack."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from .arrangement import END_S, PITCH, START_S, VELOCITY, Part
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ DRUM_BANK = 128
 FLUSH_S = 0.05
 
 
-class SoundFontError(ValueError):
+class SoundFontError(ModelError, ValueError):
     """A SoundFont that cannot be read or lacks what a part needs."""
 
 
