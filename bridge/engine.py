@@ -168,6 +168,7 @@ class Engine:
         self.status.last_events.append(f"journal failed: {exc}")
         if self.state.armed:
             now = self.state.last_step_s if math.isfinite(self.state.last_step_s) else 0.0
+            self.driver.stand_down()
             self.state, events = P.disarm(self.state, now, "the journal cannot be written")
             self._journal_events(events)
 
@@ -264,6 +265,7 @@ class Engine:
                     await asyncio.sleep(0)  # let desk replies and commands in between fast steps
         finally:
             now = self._now(None) if self.source.realtime else self.state.last_step_s
+            self.driver.stand_down()
             self.state, events = P.disarm(self.state, now if math.isfinite(now) else 0.0, "bridge stopped")
             self._journal_events(events)
             if self._rejections.count:
@@ -357,11 +359,14 @@ class Engine:
 
     def _apply_desk_events(self, now: float) -> None:
         events, self._desk_events = self._desk_events, []
-        for event in events:
+        # A gesture pushes several levels in one step: only the last one can still be sent back (an earlier one
+        # is already behind the hand, and sending it would pull the fader back under it).
+        last_move = {e.channel: i for i, e in enumerate(events) if isinstance(e, FaderMoved)}
+        for index, event in enumerate(events):
             if isinstance(event, FaderMoved):
                 self.status.engineer_moves += 1
                 self._record("desk", what="fader", ch=event.channel, db=encode_db(event.db), source=event.source)
-                if event.crossed:
+                if event.crossed and last_move[event.channel] == index:
                     self._send_back(event, now)
                 self.state, policy_events = P.desk_moved(self.config, self.state, event.channel, event.db, now)
                 self._journal_events(policy_events)
@@ -402,6 +407,9 @@ class Engine:
     def _apply_commands(self, now: float) -> None:
         commands, self._commands = self._commands, []
         for command, future in commands:
+            if future.cancelled():  # its asker was told it was not applied (a stalled loop): it never is
+                self._record("expired", command=command.name, args=list(command.args), origin=command.origin)
+                continue
             self._record("command", command=command.name, args=list(command.args), origin=command.origin)
             try:
                 events = self._apply(command, now)
@@ -422,13 +430,17 @@ class Engine:
         if isinstance(command, Arm):
             return self._arm(now)
         if isinstance(command, Disarm):
+            self.driver.stand_down()  # nothing decided while armed goes out after the disarm
             self.state, events = P.disarm(self.state, now, "command")
         elif isinstance(command, Kill):
+            self.driver.stand_down()  # first: kill compares the snapshot with what was really sent
             self.state, moves, events = P.kill(self.config, self.state, self._desk_view(), now)
             self._journal_events(events)
             self._send(moves)
             return events
         else:
+            if command.mode != Mode.AUTO:
+                self.driver.stand_down([command.channel])  # the engineer's from now on
             self.state, events = P.set_mode(self.state, command.channel, str(command.mode), now)
         self._journal_events(events)
         return events

@@ -38,6 +38,9 @@ MAX_STEP_S = 0.2
 #: phrases, not single drum hits.
 GATE_TAU_S = 0.5
 WEIGHT_TAU_S = 3.0
+#: A proposed gain further from unity than this is no opinion but a broken model: every fader holds (one such
+#: channel would otherwise drag the common offset, and with it every other fader, as far as the bounds allow).
+ABSURD_GAIN_DB = 120.0
 
 
 class ArmRefused(AiliveError):
@@ -324,7 +327,7 @@ def _global_hold(config: PolicyConfig, proposal: Proposal, desk: DeskView, now: 
         return Hold.STALE_AUDIO
     if proposal.model_error:
         return Hold.MODEL_ERROR
-    if any(math.isinf(g) for g in proposal.gains_db.values()):
+    if any(math.isinf(g) or abs(g) > ABSURD_GAIN_DB for g in proposal.gains_db.values()):
         return Hold.MODEL_ERROR
     return ""
 

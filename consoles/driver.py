@@ -35,7 +35,7 @@ import logging
 import math
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import osc
 from .errors import DeskError, DeskIdentityError, DeskUnreachableError, OscDecodeError, ProfileError
@@ -60,6 +60,9 @@ RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: overwritten by that write at the desk: its event says so, and the bridge may
 #: send it back once (within the policy's bounds), so the engineer wins the race.
 ENGINEER_WINS_WINDOW_S = 0.25
+#: Refusals of the desk's port (ICMP port unreachable) in a row, with nothing from the desk between, that mean
+#: the desk is restarting: one alone may be forged or stray, and the probe it triggers settles it.
+REFUSALS_FOR_LOST = 2
 #: How often the kernel's count of dropped datagrams is read (``read_queued``).
 DROPS_READ_PERIOD_S = 1.0
 #: Two writes to one fader this close on the driver's clock count as one slot of the desk's cap (float noise).
@@ -210,6 +213,7 @@ class OscDeskDriver:
         self._reconnecting: asyncio.Task[None] | None = None
         self._closed = False
         self._dropped_at_start = 0
+        self._refusals_in_a_row = 0  # ICMP refusals since the desk last said anything
         self._drops_read_at = -math.inf
 
     @classmethod
@@ -305,6 +309,7 @@ class OscDeskDriver:
                 log.exception("desk task %s failed before the driver closed", task.get_name())
         self._tasks = []
         self._reconnecting = None
+        self._pacer.close()
         if self._link is not None:
             self._link.close()
             self._link = None
@@ -487,7 +492,14 @@ class OscDeskDriver:
         p = self.profile
         order = self.ridden + [ch for ch in self.channels if ch not in self.ridden]
         addresses = [t.address_of(ch) for ch in order for t in (p.fader, p.mute, p.name_param)]
-        replies = await asyncio.gather(*(self.query(a) for a in addresses))
+        queries = [asyncio.ensure_future(self.query(a)) for a in addresses]
+        try:
+            replies = await asyncio.gather(*queries)
+        except BaseException:
+            for query in queries:  # the first that failed ends the sweep: the others stop asking too
+                query.cancel()
+            await asyncio.gather(*queries, return_exceptions=True)
+            raise
         for reply in replies:
             self._apply(reply, "sweep")
 
@@ -642,6 +654,19 @@ class OscDeskDriver:
             view.fader, view.fader_db = held, law.to_db(held)
             view.pending_db = view.fader_db
 
+    def stand_down(self, channels: Iterable[int] | None = None) -> None:
+        """Send nothing more that was decided before now for these faders (all when None).
+
+        Writes still waiting for the desk's cap are dropped, and writes the
+        desk has not shown back are no longer resent if a poll finds them lost:
+        the bridge disarmed, was killed, stopped riding a channel, or the
+        channel was muted, so the level the desk holds is the engineer's.
+        """
+        for ch in self.channels if channels is None else channels:
+            address = self.profile.fader.address_of(ch)
+            self._cancel_pending(address)
+            self.ledger.stand_down(address)
+
     def _cancel_pending(self, address: str) -> None:
         """A hand (or a scene recall) beats a write still waiting for the rate limit: it was decided before."""
         pending = self._pending.pop(address, None)
@@ -666,9 +691,14 @@ class OscDeskDriver:
         """Count a refusal (nothing listens at the desk's port) and empty the socket's error queue."""
         if isinstance(exc, ConnectionRefusedError):
             self.stats.refused += 1
-            if self.connected:  # the desk's port closed under us: its OSC service (or the desk) is restarting
+            self._refusals_in_a_row += 1
+            if self.connected and self._refusals_in_a_row >= REFUSALS_FOR_LOST:
+                # The desk's port closed under us: its OSC service (or the desk) is restarting.
                 self._lost("the desk's OSC port refused our datagrams (the desk restarting?): reading it again "
                            "once it answers")
+            elif self.connected and self.profile.identify.probe:
+                # One refusal may be forged (an ICMP error is easy to fake): ask the desk; an answer clears it.
+                self._send_paced(self.profile.identify.probe)
         log.debug("socket error from desk: %s", exc)
         if self._link is not None:
             self._link.clear_errors()
@@ -690,7 +720,6 @@ class OscDeskDriver:
         which read after our write would show the level from before it and
         pass for a hand pulling the fader back.
         """
-        self._report_kernel_drops()
         return 0 if self._link is None else self._link.drain()
 
     def _report_kernel_drops(self) -> None:
@@ -722,6 +751,7 @@ class OscDeskDriver:
             return
         self.stats.received += 1
         self._last_rx = now
+        self._refusals_in_a_row = 0
         for fut in self._waiters.pop(message.address, []):
             if not fut.done():
                 fut.set_result(message)
@@ -775,6 +805,8 @@ class OscDeskDriver:
                 self._verify_unmute(message.address, now)
             elif view.muted != muted:
                 view.muted = muted
+                if muted:  # a write still waiting, or a lost one, must not land on a muted channel
+                    self.stand_down([target.channel])
                 self._emit(MuteChanged(target.channel, muted, source, now))
         elif target.kind == "name" and isinstance(value, str):
             if view.name != value:

@@ -34,6 +34,13 @@ class QueryPacer:
     def paced(self) -> bool:
         return self.per_s > 0
 
+    def close(self) -> None:
+        """Drop every query still waiting and the timer that would send it (the driver is closing)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()
+
     def submit(self, loop: asyncio.AbstractEventLoop, send: Callable[[], bool]) -> None:
         """Run ``send`` now or at its turn; it returns whether it sent (a withdrawn query spends no turn)."""
         if not self.paced:

@@ -140,7 +140,10 @@ class WriteLedger:
         for old in [t for t in self.contradictions if t < round_s]:
             del self.contradictions[old]
         count = len(contradicted)
-        return Judgement(Verdict.FOREIGN, wholesale=count if count >= self.wholesale_faders else 0)
+        # Two hands riding two faders in one poll round are hands: wholesale means most of what we wrote changed.
+        written = len(set(self.last_sent) | contradicted)
+        wholesale = count >= self.wholesale_faders and 2 * count >= written
+        return Judgement(Verdict.FOREIGN, wholesale=count if wholesale else 0)
 
     def moved_on(self, address: str) -> None:
         """The desk shows a level that is not ours: our last write no longer stands there."""
@@ -157,6 +160,11 @@ class WriteLedger:
         """The latest write the desk has not shown back yet, if any."""
         pending = self.unconfirmed.get(address)
         return None if pending is None else pending.sent_step
+
+    def stand_down(self, address: str) -> None:
+        """Nothing of ours on this fader is to be sent again (muted, disarmed, not ridden any more): a level the
+        desk shows from before a write of ours is the desk's from now on, never a lost write to resend."""
+        self.unconfirmed.pop(address, None)
 
     def forget(self) -> None:
         """The desk is read again, whole: nothing we sent is known to stand there any more."""

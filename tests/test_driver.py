@@ -367,3 +367,41 @@ async def test_the_desks_write_cap_counts_on_the_drivers_clock(x32_sim):
         driver.set_fader_db(1, -11.0)  # the same instant on that clock: held back by the cap
         assert driver.stats.deferred == 1
         await wait_for(lambda: abs(x32_sim.fader_db(1) + 11.0) < 0.1, timeout_s=1.0)  # the newest decision lands
+
+
+async def test_a_mute_drops_a_write_still_waiting_for_the_desks_cap(x32_sim):
+    async with driver_for(x32_sim) as driver:
+        driver.set_fader_db(1, -10.0)  # sent at once
+        driver.set_fader_db(1, -12.0)  # waits for the cap
+        x32_sim.set_mute(1, True)  # the engineer mutes meanwhile
+        await wait_for(lambda: driver.view[1].muted is True)
+        await asyncio.sleep(3.0 / x32_sim.profile.max_writes_per_s)
+        assert x32_sim.stats.writes["/ch/01/mix/fader"] == 1  # the waiting write never landed on the muted channel
+        assert driver.stats.cancelled == 1
+
+
+async def test_standing_down_drops_waiting_writes_and_never_resends_a_lost_one(x32_sim):
+    async with driver_for(x32_sim) as driver:
+        x32_sim.faults.loss_in = 1.0
+        driver.set_fader_db(2, -12.0)  # lost on the way
+        await asyncio.sleep(0.05)
+        x32_sim.faults.loss_in = 0.0
+        driver.set_fader_db(3, -10.0)
+        driver.set_fader_db(3, -11.0)  # waits for the cap
+        driver.stand_down()  # disarmed: nothing decided before goes out any more
+        await asyncio.sleep(1.5)  # a poll finds ch 2's write lost: the desk's level stands
+        assert driver.stats.resent == 0 and x32_sim.fader_db(2) == pytest.approx(0.0, abs=0.1)
+        assert x32_sim.stats.writes.get("/ch/03/mix/fader") == 1
+
+
+async def test_one_refusal_of_the_desks_port_is_checked_two_in_a_row_lose_the_desk(x32_sim):
+    events: list = []
+    async with driver_for(x32_sim) as driver:
+        driver.add_listener(events.append)
+        driver._on_socket_error(ConnectionRefusedError())  # forged, or stray: the probe it sends is answered
+        await asyncio.sleep(0.2)
+        assert driver.connected and not any(isinstance(e, DeskLost) for e in events)
+        await x32_sim.stop()  # the desk's port really closes: the next sends are refused
+        driver.set_fader_db(1, -3.0)
+        await wait_for(lambda: any(isinstance(e, DeskLost) for e in events), timeout_s=1.0)
+        assert "refused" in next(e for e in events if isinstance(e, DeskLost)).reason

@@ -182,3 +182,21 @@ def test_one_float_convention_round_trips_through_the_journal(tmp_path):
     path.write_bytes(b'{"kind": "start"}\n{"kind": "mo\n\xff\xfe\n{"kind": "stop"}\n')
     read = read_journal(path)
     assert [r["kind"] for r in read.records] == ["start", "stop"] and read.dropped == [2, 3]
+
+
+async def test_a_command_its_asker_gave_up_on_is_never_applied(x32_sim, tmp_path):
+    from ailive.bridge.control import Arm
+
+    stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0], seconds=2.0)
+
+    async def expire(engine, driver):
+        await wait_for(lambda: engine.status.steps > 2, timeout_s=5)
+        engine.submit(Arm("test")).cancel()  # the gate's wait timed out: the asker was told "not applied"
+        steps = engine.status.steps
+        await wait_for(lambda: engine.status.steps > steps + 2, timeout_s=5)
+        assert not engine.state.armed
+
+    engine, status, show = await run_engine(x32_sim, stems, tmp_path, during=expire, arm_after_s=None)
+    records = read_records(tmp_path / "journal" / f"{show.name}.jsonl")
+    assert any(r["kind"] == "expired" and r["command"] == "arm" for r in records)
+    assert not any(r["kind"] == "command" for r in records) and x32_sim.stats.writes == {}

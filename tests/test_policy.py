@@ -132,7 +132,8 @@ def test_muted_manual_and_excluded_channels_are_never_written():
     assert rig.state.channel(4).reason == "held: muted"
 
 
-@pytest.mark.parametrize("fault,reason", [("desk", "held: desk lost"), ("audio", "held: stale audio"), ("model", "held: model error"), ("inf", "held: model error")])
+@pytest.mark.parametrize("fault,reason", [("desk", "held: desk lost"), ("audio", "held: stale audio"), ("model", "held: model error"),
+                                          ("inf", "held: model error"), ("absurd", "held: model error")])
 def test_global_holds_freeze_every_fader(fault, reason):
     rig = Rig(make_config())
     rig.arm()
@@ -143,7 +144,8 @@ def test_global_holds_freeze_every_fader(fault, reason):
     if fault == "desk":
         rig.connected = False
     for _ in range(20):
-        rig.step({**gains, 1: math.inf} if fault == "inf" else gains, audio_age_s=0.3 if fault == "audio" else 0.0,
+        broken = {"inf": math.inf, "absurd": 1e308}.get(fault)  # one channel's gain that no model can mean
+        rig.step({**gains, 1: broken} if broken is not None else gains, audio_age_s=0.3 if fault == "audio" else 0.0,
                  model_error="boom" if fault == "model" else "")
     assert len(rig.moves) == count and rig.faders == before
     assert rig.state.hold == reason
@@ -309,3 +311,24 @@ def test_motors_move_in_purposeful_steps():
         assert len(sizes) >= 3
         assert all(size >= 0.5 - 1e-9 for size in sizes[:-1]), sizes  # only the arrival may be smaller
     assert rig.faders[1] == pytest.approx(-10.5, abs=0.2) and rig.faders[2] == pytest.approx(7.5, abs=0.2)  # offset -1.5
+
+
+def test_a_send_back_goes_only_inside_the_bounds_to_an_unmuted_auto_channel_not_yet_held():
+    rig = Rig(make_config(modes=["auto", "auto", "manual", "auto"]), muted=[False, False, False, True])
+    rig.arm()
+
+    def send_back(channel, db):
+        state, moves, events = P.send_back(rig.config, rig.state, rig.desk(), channel, db, rig.now)
+        return moves, [e.detail for e in events]
+
+    moves, refused = send_back(1, -4.0)
+    assert [(m.channel, m.to_db, m.reason) for m in moves] == [(1, -4.0, "engineer wins: sent back")] and not refused
+    assert send_back(1, 10.0)[1] == ["not sent back: +10.0 dB is above the ceiling"]
+    assert "outside the window" in send_back(1, -30.0)[1][0]
+    assert send_back(1, -math.inf)[1] == ["not sent back: the fader is off"]
+    assert send_back(3, -4.0) == ([], [])  # manual: the bridge never writes it
+    assert send_back(4, -4.0)[1] == ["not sent back: the channel is muted"]
+    rig.engineer(2, -3.0)  # already held by a hand: a gesture that keeps moving is not fought
+    assert send_back(2, -4.0) == ([], [])
+    rig.state, _ = P.disarm(rig.state, rig.now)
+    assert send_back(1, -4.0) == ([], [])

@@ -157,3 +157,21 @@ def test_the_remembered_earlier_steps_are_bounded():
     assert len(pending.earlier_steps) == MAX_UNCONFIRMED_STEPS
     assert min(pending.earlier_steps) == 1000 + 9  # the oldest fell out
     assert ledger.judge(A, 1000, answer=False).verdict is Verdict.FOREIGN
+
+
+def test_two_hands_among_many_written_faders_are_hands_most_of_them_changing_is_wholesale():
+    ledger = WriteLedger()
+    addresses = [f"/ch/{n:02d}/mix/fader" for n in range(1, 9)]
+    for address in addresses:
+        ledger.sent(address, 200, 100, now=0.0)
+        ledger.judge(address, 200, answer=True)
+    assert ledger.judge(addresses[0], 50, answer=True, round_s=1.0).wholesale == 0
+    assert ledger.judge(addresses[1], 60, answer=True, round_s=1.0).wholesale == 0  # two engineers' hands
+    judged = [ledger.judge(a, 70, answer=True, round_s=2.0).wholesale for a in addresses[2:8]]
+    assert judged == [0, 0, 0, 4, 5, 6]  # from four of the eight faders written: half of what the bridge wrote
+
+
+def test_a_fader_stood_down_is_never_resent():
+    ledger = ledger_after(200)  # a write from 100 to 200, unconfirmed
+    ledger.stand_down(A)
+    assert ledger.judge(A, 100, answer=True).verdict is Verdict.FOREIGN  # the desk's level stands

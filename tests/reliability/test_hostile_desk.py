@@ -36,7 +36,7 @@ async def forge_fader(bridge: Bridge, ch: int, db: float) -> None:
     """A report of a fader level, from the desk's own address and port, right after one of the bridge's writes."""
     desk = bridge.desk
     written = len(desk.writes_by(bridge.peer, ch))
-    await wait_for(lambda: len(desk.writes_by(bridge.peer, ch)) > written, timeout_s=3)
+    await wait_for(lambda: len(desk.writes_by(bridge.peer, ch)) > written, timeout_s=8)
     law = desk.profile.law
     desk.send_raw(osc.encode(desk.profile.fader.address_of(ch), "f", (law.quantize(law.from_db(db)),)), bridge.peer)
 
@@ -71,6 +71,19 @@ async def test_a_crossed_move_within_bounds_is_sent_back_as_a_journaled_move(tmp
     ledger = audit(desk.profile.law, bridge.journal(), desk.history, bridge.peer,
                    {ch: desk.profile.law.step_of(desk.fader(ch)) for ch in bridge.show.desk_channels})
     assert not ledger.unexplained
+
+
+async def test_a_gesture_that_goes_on_is_never_pulled_back_to_its_first_level(tmp_path):
+    async with recording_desk() as desk:
+        async with running_bridge(desk, tmp_path, override_hold_s=HOLD_S, poll_period_s=POLL_S) as bridge:
+            await forge_fader(bridge, 2, -3.0)  # crossed by the bridge's write ...
+            law, address = desk.profile.law, desk.profile.fader.address_of(2)
+            for db in (-4.0, -5.0):  # ... and the hand goes on, all before the next control step
+                desk.send_raw(osc.encode(address, "f", (law.quantize(law.from_db(db)),)), bridge.peer)
+            await wait_for(lambda: bridge.engine.status.engineer_moves >= 3, timeout_s=2)
+            await asyncio.sleep(0.3)
+    assert bridge.engine.status.sent_back == 0
+    assert not [r for r in moves(bridge, 2) if r["reason"] == "engineer wins: sent back"]
 
 
 async def test_a_forged_unmute_never_starts_the_bridge_writing_a_muted_channel(tmp_path):

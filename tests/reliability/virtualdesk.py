@@ -36,6 +36,9 @@ class VirtualDesk:
         self.on_write: WriteCheck | None = None
         self._listeners: list[Callable[[DeskEvent], None]] = []
 
+    def stand_down(self, channels: object = None) -> None:
+        """Nothing waits or is resent here: every write lands at once."""
+
     def use_clock(self, clock: Callable[[], float] | None) -> None:
         """The engine's clock: this desk already runs on the one it was given."""
 
