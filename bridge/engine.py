@@ -168,7 +168,7 @@ class Engine:
         self.status.last_events.append(f"journal failed: {exc}")
         if self.state.armed:
             now = self.state.last_step_s if math.isfinite(self.state.last_step_s) else 0.0
-            self.driver.stand_down()
+            self._stand_down(None, "the journal cannot be written")
             self.state, events = P.disarm(self.state, now, "the journal cannot be written")
             self._journal_events(events)
 
@@ -265,7 +265,7 @@ class Engine:
                     await asyncio.sleep(0)  # let desk replies and commands in between fast steps
         finally:
             now = self._now(None) if self.source.realtime else self.state.last_step_s
-            self.driver.stand_down()
+            # Writes still waiting for the desk's cap were journaled as moves: they go out before the socket closes.
             self.state, events = P.disarm(self.state, now if math.isfinite(now) else 0.0, "bridge stopped")
             self._journal_events(events)
             if self._rejections.count:
@@ -383,6 +383,11 @@ class Engine:
         if self._rejections.count and now - self._rejections.reported_s >= REJECTED_PERIOD_S:
             self._report_rejections(now)
 
+    def _stand_down(self, channels: list[int] | None, reason: str) -> None:
+        """Drop the driver's writes still waiting for the desk's cap; each one journaled as a move is unsent."""
+        for channel, db in self.driver.stand_down(channels):
+            self._record("unsent", ch=channel, to=encode_db(db), reason=reason)
+
     def _send_back(self, event: FaderMoved, now: float) -> None:
         """One of our writes may have overwritten this move at the desk: the policy decides whether it goes back."""
         self.state, moves, events = P.send_back(self.config, self.state, self._desk_view(), event.channel, event.db, now)
@@ -430,17 +435,17 @@ class Engine:
         if isinstance(command, Arm):
             return self._arm(now)
         if isinstance(command, Disarm):
-            self.driver.stand_down()  # nothing decided while armed goes out after the disarm
+            self._stand_down(None, "disarmed")  # nothing decided while armed goes out after the disarm
             self.state, events = P.disarm(self.state, now, "command")
         elif isinstance(command, Kill):
-            self.driver.stand_down()  # first: kill compares the snapshot with what was really sent
+            self._stand_down(None, "killed")  # first: kill compares the snapshot with what was really sent
             self.state, moves, events = P.kill(self.config, self.state, self._desk_view(), now)
             self._journal_events(events)
             self._send(moves)
             return events
         else:
             if command.mode != Mode.AUTO:
-                self.driver.stand_down([command.channel])  # the engineer's from now on
+                self._stand_down([command.channel], str(command.mode))  # the engineer's from now on
             self.state, events = P.set_mode(self.state, command.channel, str(command.mode), now)
         self._journal_events(events)
         return events

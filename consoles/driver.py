@@ -654,18 +654,24 @@ class OscDeskDriver:
             view.fader, view.fader_db = held, law.to_db(held)
             view.pending_db = view.fader_db
 
-    def stand_down(self, channels: Iterable[int] | None = None) -> None:
+    def stand_down(self, channels: Iterable[int] | None = None) -> list[tuple[int, float]]:
         """Send nothing more that was decided before now for these faders (all when None).
 
         Writes still waiting for the desk's cap are dropped, and writes the
         desk has not shown back are no longer resent if a poll finds them lost:
         the bridge disarmed, was killed, stopped riding a channel, or the
         channel was muted, so the level the desk holds is the engineer's.
+        Returns the writes it dropped, as (channel, dB), for the journal.
         """
+        dropped = []
         for ch in self.channels if channels is None else channels:
             address = self.profile.fader.address_of(ch)
+            pending = self._pending.get(address)
+            if pending is not None:
+                dropped.append((ch, self.profile.law.to_db(pending.value)))
             self._cancel_pending(address)
             self.ledger.stand_down(address)
+        return dropped
 
     def _cancel_pending(self, address: str) -> None:
         """A hand (or a scene recall) beats a write still waiting for the rate limit: it was decided before."""

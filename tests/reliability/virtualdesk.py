@@ -36,8 +36,9 @@ class VirtualDesk:
         self.on_write: WriteCheck | None = None
         self._listeners: list[Callable[[DeskEvent], None]] = []
 
-    def stand_down(self, channels: object = None) -> None:
+    def stand_down(self, channels: object = None) -> list[tuple[int, float]]:
         """Nothing waits or is resent here: every write lands at once."""
+        return []
 
     def use_clock(self, clock: Callable[[], float] | None) -> None:
         """The engine's clock: this desk already runs on the one it was given."""
