@@ -249,8 +249,10 @@ async def test_scene_recall_to_the_armed_scene_is_not_fought(tmp_path):
             for ch in range(1, 9):
                 desk.move_fader_db(ch, 0.0)  # the scene the engineer armed with
             await asyncio.sleep(1.5)
-            after = [c for c in desk.writes_by(bridge.peer) if c.time_s > recall_at and c.channel in moved]
-            assert all(c.step == law.step_of(scene) for c in after), after  # at most the recalled level sent back
+            # A write decided before the recall may still cross it within the step it was in (a network race);
+            # from the next control step on, at most the recalled level is sent back, and the scene stands.
+            after = [c for c in desk.writes_by(bridge.peer) if c.time_s > recall_at + 0.1 and c.channel in moved]
+            assert all(c.step == law.step_of(scene) for c in after), after
             assert all(desk.fader(ch) == scene for ch in range(1, 9))
         ledger = ledger_of(bridge)
     report("scene recall to the armed scene", bridge, ledger)
