@@ -199,7 +199,7 @@ def load_items(spec: str, cache_dir: Path | None = None) -> tuple[str, list[Mult
             raise EvalError(f"--set {spec}: no such folder (give 'heldout' or a folder of per-channel WAV/FLAC files)")
     if (folder / heldout.MANIFEST).is_file():
         try:
-            return str(folder), [example_item(f) for f in heldout.verify(folder)]
+            return folder.name, [example_item(f) for f in heldout.verify(folder)]  # the set's id, not where it is cached
         except heldout.HeldoutError as exc:
             raise EvalError(str(exc)) from None
     if (folder / "example.json").is_file():
