@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ailive.bridge.policy_settings import PolicySettings
+from ailive.bridge.show import Show
 from ailive.consoles.profile import Profile, get_profile
-from ailive.consoles.show import ChannelMap, DeskAddress, PolicySettings, Show
+from ailive.consoles.show import ChannelMap, DeskAddress
 from ailive.models.base import FRAME_S
 
 ROOT = Path(__file__).resolve().parent.parent

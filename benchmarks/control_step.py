@@ -18,12 +18,11 @@ from typing import Callable
 
 import numpy as np
 
-from ailive.bridge.engine import Engine
+from ailive.bridge.audio import Block, EndOfSource
 from ailive.bridge.journal import Journal
-from ailive.bridge.sources import Block, EndOfSource
-from ailive.consoles.driver import OscDeskDriver
-from ailive.consoles.show import DeskAddress, PolicySettings
-from ailive.consoles.sim import DeskSimulator
+from ailive.bridge.policy_settings import PolicySettings
+from ailive.bridge.rig import open_rig
+from ailive.consoles.show import DeskAddress
 from ailive.models.base import GainModel
 from ailive.models.registry import load_model
 from ailive.models.runtime import AlmRuntime
@@ -86,21 +85,18 @@ def model_factory(weights: dict[str, Weights]) -> Callable[[str], GainModel]:
 async def measure(model: GainModel, name: str, channels: int, steps: int) -> dict[str, object]:
     """Time ``steps`` control steps after the warm-up; the engine's own per-step timer."""
     profile = wide_profile(channels)
-    async with DeskSimulator(profile, port=0) as desk:
-        show = bench_show(profile, channels, DeskAddress(*desk.address),
-                          policy=replace(PolicySettings(), window_db=12.0, total_gain_cap_db=12.0))
-        source = ArraySource(band(channels), steps + WARMUP_STEPS)
-        samples: list[float] = []
-        with tempfile.TemporaryDirectory() as journal_dir:
-            async with OscDeskDriver(profile, "127.0.0.1", desk.port, show.desk_channels) as driver:
-                with Journal(Path(journal_dir), show.name) as journal:
-                    engine = Engine(show, source, driver, model, journal)
+    show = bench_show(profile, channels, DeskAddress("127.0.0.1", 0),
+                      policy=replace(PolicySettings(), window_db=12.0, total_gain_cap_db=12.0))
+    source = ArraySource(band(channels), steps + WARMUP_STEPS)
+    samples: list[float] = []
+    with tempfile.TemporaryDirectory() as journal_dir:
+        async with open_rig(show, source, model, Journal(Path(journal_dir), show.name), simulated=True) as rig:
+            engine = rig.engine
 
-                    async def on_step(elapsed_s: float) -> None:
-                        samples.append(engine._latencies_ms[-1])
+            async def on_step(elapsed_s: float) -> None:
+                samples.append(engine._latencies_ms[-1])
 
-                    await source.start()
-                    status = await engine.run(arm_after_s=1.0, on_step=on_step)
+            status = await engine.run(arm_after_s=1.0, on_step=on_step)
     timed = np.asarray(samples[WARMUP_STEPS:])
     row: dict[str, object] = {"model": name, "channels": channels, "steps": int(timed.size), "moves": status.moves,
                               **percentiles(timed)}

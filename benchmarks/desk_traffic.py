@@ -18,13 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ailive.bridge.demo import EXAMPLES, READ_IN_S, demo_show
-from ailive.bridge.engine import Engine
+from ailive.bridge.audio import FileSource
 from ailive.bridge.journal import Journal
-from ailive.bridge.sources import FileSource
-from ailive.consoles.driver import OscDeskDriver
-from ailive.consoles.show import DeskAddress
-from ailive.consoles.sim import DeskSimulator
+from ailive.bridge.rig import open_rig
+from ailive.bridge.offline.demo import EXAMPLES, READ_IN_S, demo_show
 from ailive.models.base import FRAME_S
 from ailive.models.registry import load_model
 
@@ -41,24 +38,20 @@ async def measure(name: str, model: str, multitrack: Path = EXAMPLES / "multitra
     riders = [c for c in show.channels if c.mode == "auto"]
     addresses = [profile.fader.address_of(c.desk_channel) for c in riders]
     counts: list[list[int]] = []  # (steps, riders) writes the desk accepted during each step
-    async with DeskSimulator(profile, port=0) as desk:
-        show = show.with_desk(DeskAddress(*desk.address))
-        with tempfile.TemporaryDirectory() as journal_dir, Journal(Path(journal_dir), show.name) as journal:
-            async with OscDeskDriver.for_show(show, profile=profile, local_port=0) as driver:
-                await source.start()
-                engine = Engine(show, source, driver, load_model(model), journal)
-                seen = [0] * len(addresses)
+    with tempfile.TemporaryDirectory() as journal_dir:
+        journal = Journal(Path(journal_dir), show.name)
+        async with open_rig(show, source, load_model(model), journal, simulated=True) as rig:
+            driver, desk = rig.driver, rig.desk
+            assert desk is not None
+            seen = [0] * len(addresses)
 
-                async def on_step(elapsed_s: float) -> None:
-                    await driver.sync()
-                    now = [desk.stats.writes.get(a, 0) for a in addresses]
-                    counts.append([n - s for n, s in zip(now, seen)])
-                    seen[:] = now
+            async def on_step(elapsed_s: float) -> None:
+                await driver.sync()
+                now = [desk.stats.writes.get(a, 0) for a in addresses]
+                counts.append([n - s for n, s in zip(now, seen)])
+                seen[:] = now
 
-                try:
-                    await engine.run(arm_after_s=READ_IN_S, on_step=on_step)
-                finally:
-                    await source.stop()
+            await rig.engine.run(arm_after_s=READ_IN_S, on_step=on_step)
     steps = np.asarray(counts, dtype=float)  # (steps, riders)
     armed = steps[int(round(READ_IN_S / FRAME_S)):]
     armed_s = armed.shape[0] * FRAME_S

@@ -60,10 +60,10 @@ def proc_cpu_s(pid: int) -> float:
 
 
 def tap_process_of(pid: int) -> int:
-    """The JACK tap process the bridge ``pid`` started (``ailive.bridge.tap_process``)."""
+    """The JACK tap process the bridge ``pid`` started (``ailive.bridge.audio.tap_process``)."""
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            if b"ailive.bridge.tap_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"ailive.bridge.audio.tap_process" in Path(f"/proc/{child}/cmdline").read_bytes():
                 return int(child)
     raise RuntimeError(f"the bridge {pid} runs no JACK tap process")
 

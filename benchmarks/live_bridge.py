@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 
 from ailive.bridge import runner
-from ailive.bridge.sources import JackSource
-from ailive.consoles.show import DeskAddress, Show
+from ailive.bridge.audio import JackSource
+from ailive.bridge.show import Show
+from ailive.consoles.show import DeskAddress
 
-from . import callbacks
 from .common import bench_show, wide_profile
+from . import callbacks
 
 
 async def run(show: Show, model: str, server: str, journal: Path) -> dict[str, object]:

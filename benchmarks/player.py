@@ -16,10 +16,10 @@ from pathlib import Path
 
 from tests.jackserver import JackPlayer
 
-from ailive.bridge.tap_process import CallbackTiming
+from ailive.bridge.audio.tap_process import CallbackTiming
 
-from . import callbacks
 from .common import RATE, band
+from . import callbacks
 
 
 class TimedPlayer(JackPlayer):

@@ -5,6 +5,10 @@ copies into a ring, so nothing here can stall it. Desk events (engineer
 moves, lost desk) and commands (arm, disarm, kill, channel mode) are applied
 at the start of a step, so the policy always sees one consistent world.
 Every move and event goes to the journal.
+
+Over 400 lines: one step's order (desk events, commands, model, policy,
+send, journal) is the engine's whole promise and reads best in one place;
+the wiring around it is ``rig``, the policy is pure and apart.
 """
 from __future__ import annotations
 
@@ -21,15 +25,15 @@ import numpy as np
 from ailive.consoles.driver import DeskOfflineError, OscDeskDriver
 from ailive.consoles.errors import AiliveError
 from ailive.consoles.events import DeskConnected, DeskEvent, DeskLost, FaderMoved, MuteChanged, PacketRejected
-from ailive.consoles.show import Show
 from ailive.models.base import FRAME_S, GainModel, frame_samples
 from ailive.models.errors import ModelError
 from ailive.models.features import SILENCE_DB, rms_db
 
-from . import policy as P
+from .audio import AudioSource, AudioSourceError, EndOfSource
 from .control import Arm, Command, Disarm, Kill, Mode, Outcome, SetMode, hold_code
 from .journal import Journal, JournalError, encode_db
-from .sources import AudioSource, AudioSourceError, EndOfSource
+from .show import Show
+from . import policy as P
 
 log = logging.getLogger(__name__)
 

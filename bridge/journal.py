@@ -28,7 +28,7 @@ from ailive.consoles.errors import AiliveError
 from .jsonsafe import from_json, to_json
 
 if TYPE_CHECKING:
-    from ailive.consoles.show import Show
+    from .show import Show
 
 log = logging.getLogger(__name__)
 

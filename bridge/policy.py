@@ -16,18 +16,26 @@ Promises (each is a property test in ``tests/test_policy.py``):
   bounds (never muted, above the ceiling or outside the window);
 - stale audio, a lost desk or a model error hold every fader where it is;
 - ``kill`` puts every fader it wrote back to its arm-time snapshot.
+
+Over 400 lines: one state machine whose transitions (step, a hand, a
+send-back, a mode change, kill) read and write the same per-channel state;
+split apart, each bound would have to be checked in several files. Its
+settings (``policy_settings``) and types (``control``) live apart.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Mapping, TypeVar
+from typing import TYPE_CHECKING, Mapping, TypeVar
 
 from ailive.consoles.errors import AiliveError
 from ailive.consoles.faderlaw import FaderLaw, held_db, held_db_within
-from ailive.consoles.show import PolicySettings, Show
 
 from .control import Hold
+from .policy_settings import PolicySettings
+
+if TYPE_CHECKING:
+    from .show import Show
 
 _State = TypeVar("_State")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
 from ailive.consoles.faderlaw import held_db
-from ailive.consoles.show import Show
 
 from .journal import Snapshot, journal_path, last_snapshot
+from .show import Show
 
 
 class RestoreError(AiliveError):

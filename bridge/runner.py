@@ -12,21 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
-from ailive.consoles.show import Show
 from ailive.models.base import GainModel
 from ailive.models.errors import ModelError
 from ailive.models.registry import default_model, load_model
 
-from .engine import Engine, EngineStatus
+from .audio import AudioSource, FileSource, JackSource
+from .engine import EngineStatus
 from .journal import Journal, JournalError
-from .sources import AudioSource, FileSource, JackSource
-from .telemetry import BrokerAddress, Telemetry, with_broker
+from .remote.telemetry import BrokerAddress, Telemetry, with_broker
+from .rig import Rig, open_rig
+from .show import Show
 from .ui import headless_log, live_view
 
 if TYPE_CHECKING:
-    from .web import WebAddress
+    from .remote.web import WebAddress
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ async def run_show(show: Show, options: RunOptions) -> EngineStatus:
     """Run the bridge for one show until the duration, the end of the files, or SIGINT/SIGTERM."""
     web_socket = None
     if options.web is not None:
-        from .web import listen  # aiohttp is loaded only for a show that serves the web surface
+        from .remote.web import listen  # aiohttp is loaded only for a show that serves the web surface
 
         web_socket = listen(options.web)  # a port in use stops here, before the desk
     try:
@@ -123,58 +123,51 @@ async def run_show(show: Show, options: RunOptions) -> EngineStatus:
 async def _run_show(show: Show, options: RunOptions, web_socket: socket.socket | None) -> EngineStatus:
     model = open_model(options.model)
     source = open_source(show, options.source, jack_server=options.jack_server, realtime=options.realtime)
-    journal = Journal.for_show(options.journal_dir, show)
-    journal.open()
-    driver = OscDeskDriver.for_show(show)
+    closing: JournalError | None = None
     try:
-        await driver.connect()
-        quiet_garbage_collector()
-        if source.realtime and options.source == "jack":
-            raise_control_loop_priority()
-        await source.start()
-        engine = Engine(show, source, driver, model, journal)
-        mqtt = show.mqtt if options.mqtt is None else with_broker(show.mqtt, options.mqtt)
-        telemetry = Telemetry(engine, mqtt) if mqtt.enabled else None  # connects in the background; no broker, no harm
-        if telemetry is not None:
-            telemetry.start()
-        surface = None
-        if web_socket is not None:
-            from .web import WebSurface
-
-            surface = WebSurface(engine, web_socket, token=options.web_token, hosts=options.web_hosts)
-        if surface is not None:
-            await surface.start()
-            print(f"web surface: {surface.url}", flush=True)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, engine.stop)
-        done = asyncio.Event()
-        interactive = not options.headless and sys.stdout.isatty()
-        view = (live_view(engine.refresh, {"a": engine.arm, "d": engine.disarm, "k": engine.kill, "q": engine.stop}, done)
-                if interactive else headless_log(engine.refresh, done))
-        view_task = asyncio.create_task(view)
-        try:
-            status = await engine.run(options.duration_s, options.arm_after_s if options.arm else None)
-        finally:
-            done.set()
-            await view_task
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            if telemetry is not None:
-                await telemetry.close()  # the last events and "online": false, bounded in time
-            if surface is not None:
-                await surface.close()
-        await asyncio.sleep(0.1)  # rate-limited last writes leave before the socket closes
-    finally:
-        await source.stop()
-        await driver.close()
-        try:
-            journal.close()
-        except JournalError as exc:  # raised below, unless another error is already on its way out
-            closing = exc
-        else:
-            closing = None
+        async with open_rig(show, source, model, Journal.for_show(options.journal_dir, show)) as rig:
+            quiet_garbage_collector()
+            if source.realtime and options.source == "jack":
+                raise_control_loop_priority()
+            status = await _serve(rig, options, web_socket)
+    except JournalError as exc:  # closing the journal failed: said below, as a failed journal
+        closing = exc
     failed = status.journal_error or (str(closing) if closing is not None else "")
     if failed:
         raise RunError(f"{failed}: the bridge disarmed and refused to arm (no restore without a journal)")
     return status
+
+
+async def _serve(rig: Rig, options: RunOptions, web_socket: socket.socket | None) -> EngineStatus:
+    """Run the engine with what watches and steers it: telemetry, the web surface, the live view, signals."""
+    engine, show = rig.engine, rig.show
+    mqtt = show.mqtt if options.mqtt is None else with_broker(show.mqtt, options.mqtt)
+    telemetry = Telemetry(engine, mqtt) if mqtt.enabled else None  # connects in the background; no broker, no harm
+    if telemetry is not None:
+        telemetry.start()
+    surface = None
+    if web_socket is not None:
+        from .remote.web import WebSurface
+
+        surface = WebSurface(engine, web_socket, token=options.web_token, hosts=options.web_hosts)
+        await surface.start()
+        print(f"web surface: {surface.url}", flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, engine.stop)
+    done = asyncio.Event()
+    interactive = not options.headless and sys.stdout.isatty()
+    view = (live_view(engine.refresh, {"a": engine.arm, "d": engine.disarm, "k": engine.kill, "q": engine.stop}, done)
+            if interactive else headless_log(engine.refresh, done))
+    view_task = asyncio.create_task(view)
+    try:
+        return await engine.run(options.duration_s, options.arm_after_s if options.arm else None)
+    finally:
+        done.set()
+        await view_task
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if telemetry is not None:
+            await telemetry.close()  # the last events and "online": false, bounded in time
+        if surface is not None:
+            await surface.close()

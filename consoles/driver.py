@@ -47,7 +47,7 @@ from .profile import Profile
 from .writes import LedgerStats, Verdict, WriteLedger
 
 if TYPE_CHECKING:
-    from .show import Show
+    from .show import ShowDesk
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class OscDeskDriver:
         self._drops_read_at = -math.inf
 
     @classmethod
-    def for_show(cls, show: "Show", **overrides: Any) -> "OscDeskDriver":
+    def for_show(cls, show: "ShowDesk", **overrides: Any) -> "OscDeskDriver":
         """The driver a show file asks for: its profile, desk address, mapped channels, trim permission,
         the port a desk that does not answer the sender sends to, and the poll period.
 

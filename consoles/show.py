@@ -1,11 +1,14 @@
-"""Show files: one TOML per gig saying which desk, which JACK port feeds which channel, and the policy numbers.
+"""The desk's part of a show file: which desk, where, and which JACK port feeds which desk channel.
 
+A show file is one TOML per gig. Its ``[show]``, ``[desk]`` and
+``[[channel]]`` tables are read here; the bridge reads its own tables
+(``[policy]``, ``[mqtt]``) from the same file (``ailive.bridge.show``).
 Written by people under time pressure, so every mistake is reported with the
 file, the key, what was expected and what was found.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ProfileError, ShowFileError
@@ -13,7 +16,6 @@ from .profile import Profile, get_profile
 from .tomlschema import TableReader, read_toml
 
 CHANNEL_MODES = ("auto", "manual", "excluded")
-MAPPINGS = ("model", "keep")
 
 
 @dataclass(frozen=True)
@@ -30,43 +32,6 @@ class DeskAddress:
 
 
 @dataclass(frozen=True)
-class PolicySettings:
-    """The safety policy's numbers; defaults are the safe ones."""
-
-    mapping: str = "model"  # model: fader = gain + bias; keep: bias learned so the armed balance holds
-    window_db: float = 6.0  # furthest a fader moves from its arm-time position
-    ceiling_db: float = 5.0  # no fader ever goes above this
-    total_gain_cap_db: float = 3.0  # sum of linear gains vs. reference: feedback protection
-    slew_up_db_per_s: float = 3.0
-    slew_down_db_per_s: float = 6.0
-    override_hold_s: float = 10.0  # an engineer's hand stops writes for this long
-    after_override: str = "auto"  # auto: resume with the engineer's taste kept; manual: stay hands-off
-    silence_db: float = -60.0  # below this input level a channel holds its fader
-    stale_audio_s: float = 0.25  # no audio for this long holds every fader
-    max_writes_per_s: float = 20.0  # per fader
-    deadband_db: float = 0.5  # a fader starts moving only when its target is this far away
-    min_step_db: float = 0.3  # smallest move sent while riding (the last step to the target may be smaller)
-    settle_s: float = 3.0  # mapping = "keep": how long after arm the model settles before its balance is learned
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    """Telemetry and remote control (``[mqtt]``); secrets stay out of ``repr`` so they never reach a log."""
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 1883  # 8883 by default with TLS
-    username: str = ""
-    password: str = field(default="", repr=False)
-    tls: bool = False
-    ca_file: str = ""  # TLS: the CA that signed the broker's certificate (default: the system's CAs)
-    cert_file: str = ""  # TLS: a client certificate, for brokers that ask for one
-    key_file: str = ""  # TLS: the client certificate's key (default: inside cert_file)
-    token: str = field(default="", repr=False)  # commands must carry it when set
-    topic_prefix: str = "ailive"  # topics are <topic_prefix>/<show name>/...
-
-
-@dataclass(frozen=True)
 class ChannelMap:
     """One tapped input: the JACK port that carries it and the desk channel whose fader it rides."""
 
@@ -79,26 +44,26 @@ class ChannelMap:
 
 
 @dataclass(frozen=True)
-class Show:
+class ShowDesk:
+    """What the desk side needs of a show: its name, the desk's profile and address, and the channel map."""
+
     path: str
     name: str
     profile: Profile
     desk: DeskAddress
     allow_trim: bool
     channels: tuple[ChannelMap, ...]
-    policy: PolicySettings = field(default_factory=PolicySettings)
-    mqtt: MqttSettings = field(default_factory=MqttSettings)
 
     @property
     def desk_channels(self) -> list[int]:
         return [c.desk_channel for c in self.channels]
 
-    def with_desk(self, desk: DeskAddress) -> "Show":
+    def with_desk(self, desk: DeskAddress) -> "ShowDesk":
         """The same show pointed at another desk (a simulator, a spare); receive port and poll period are kept unless given."""
         desk = DeskAddress(desk.host, desk.port,
                            self.desk.receive_port if desk.receive_port is None else desk.receive_port,
                            self.desk.poll_period_s if desk.poll_period_s is None else desk.poll_period_s)
-        return Show(self.path, self.name, self.profile, desk, self.allow_trim, self.channels, self.policy, self.mqtt)
+        return replace(self, desk=desk)
 
 
 def split_host_port(text: str, default_port: int, what: str = "address") -> tuple[str, int]:
@@ -121,79 +86,6 @@ def split_host_port(text: str, default_port: int, what: str = "address") -> tupl
 def parse_address(text: str, default_port: int) -> DeskAddress:
     """``HOST[:PORT]`` of a desk, with a clear error."""
     return DeskAddress(*split_host_port(text, default_port, "desk address"))
-
-
-def _parse_policy(reader: TableReader | None) -> PolicySettings:
-    if reader is None:
-        return PolicySettings()
-    d = PolicySettings()
-    policy = PolicySettings(
-        mapping=reader.choice("mapping", MAPPINGS, d.mapping),
-        window_db=reader.number("window_db", d.window_db, low=0.0, high=40.0),
-        ceiling_db=reader.number("ceiling_db", d.ceiling_db, low=-90.0, high=10.0),
-        total_gain_cap_db=reader.number("total_gain_cap_db", d.total_gain_cap_db, low=0.0, high=20.0),
-        slew_up_db_per_s=reader.number("slew_up_db_per_s", d.slew_up_db_per_s, low=0.01, high=100.0),
-        slew_down_db_per_s=reader.number("slew_down_db_per_s", d.slew_down_db_per_s, low=0.01, high=100.0),
-        override_hold_s=reader.number("override_hold_s", d.override_hold_s, low=0.0, high=3600.0),
-        after_override=reader.choice("after_override", ("auto", "manual"), d.after_override),
-        silence_db=reader.number("silence_db", d.silence_db, low=-150.0, high=0.0),
-        stale_audio_s=reader.number("stale_audio_s", d.stale_audio_s, low=0.05, high=10.0),
-        max_writes_per_s=reader.number("max_writes_per_s", d.max_writes_per_s, low=0.1, high=100.0),
-        deadband_db=reader.number("deadband_db", d.deadband_db, low=0.0, high=10.0),
-        min_step_db=reader.number("min_step_db", d.min_step_db, low=0.0, high=6.0),
-        settle_s=reader.number("settle_s", d.settle_s, low=0.0, high=60.0),
-    )
-    reader.finish()
-    return policy
-
-
-def _parse_mqtt(reader: TableReader | None) -> MqttSettings:
-    if reader is None:
-        return MqttSettings()
-    d = MqttSettings()
-    show_dir = Path(reader.path).parent
-
-    def pem_file(name: str) -> str:
-        """A PEM file, relative to the show file's folder, that exists now (not first at the venue)."""
-        text = reader.get(name, str, "", expected="the path of an existing PEM file (relative to the show file)",
-                          check=lambda v: (show_dir / v).is_file())
-        return str(show_dir / text) if text else ""
-
-    def secret(name: str, expected: str) -> str:
-        """A password or token: a mistake is reported without echoing the value."""
-        try:
-            return reader.get(name, str, "", expected=expected, check=lambda v: bool(v.strip()))
-        except reader.error:
-            raise reader.fail(name, f"{expected}; the value is not shown") from None
-
-    ca_file, cert_file, key_file = pem_file("ca_file"), pem_file("cert_file"), pem_file("key_file")
-    if key_file and not cert_file:
-        raise reader.fail("cert_file", "the client certificate that goes with key_file (the key is required when key_file is set)")
-    tls = reader.get("tls", bool, bool(ca_file or cert_file))
-    if not tls and (ca_file or cert_file):
-        raise reader.fail("tls", "true when ca_file or cert_file is set", False)
-    username = reader.get("username", str, "")
-    password = secret("password", "a non-empty password (leave the key out for none)")
-    if password and not username:
-        raise reader.fail("username", "a user name to go with password (the key is required when password is set)")
-    mqtt = MqttSettings(
-        enabled=reader.get("enabled", bool, True),
-        host=reader.get("host", str, d.host, expected="the broker's IP address or host name", check=lambda v: bool(v.strip())),
-        port=reader.integer("port", 8883 if tls else d.port, low=1, high=65535),
-        username=username,
-        password=password,
-        tls=tls,
-        ca_file=ca_file,
-        cert_file=cert_file,
-        key_file=key_file,
-        token=secret("token", "a non-empty command token (leave the key out for none)"),
-        topic_prefix=reader.get("topic_prefix", str, d.topic_prefix,
-                                expected="MQTT topic levels such as 'ailive' or 'venue/foh' (no +, #, $, empty levels)",
-                                check=lambda v: bool(v) and not v.startswith("$") and "+" not in v and "#" not in v
-                                and all(level for level in v.split("/"))),
-    )
-    reader.finish()
-    return mqtt
 
 
 def _parse_channels(top: TableReader, profile: Profile) -> tuple[ChannelMap, ...]:
@@ -226,10 +118,14 @@ def _parse_channels(top: TableReader, profile: Profile) -> tuple[ChannelMap, ...
     return tuple(channels)
 
 
-def load_show(path: str | Path, profile_dirs: list[Path] | None = None) -> Show:
-    """Read and validate a show file; every problem is a :class:`ShowFileError` naming the key."""
-    path = Path(path)
-    top = TableReader(read_toml(path, ShowFileError), str(path), "", ShowFileError)
+def read_show_file(path: str | Path) -> TableReader:
+    """The show file's top table, for each owner to read its own tables from; a file that is no TOML is a :class:`ShowFileError`."""
+    return TableReader(read_toml(Path(path), ShowFileError), str(path), "", ShowFileError)
+
+
+def read_show_desk(top: TableReader, profile_dirs: list[Path] | None = None) -> ShowDesk:
+    """``[show]``, ``[desk]`` and ``[[channel]]`` of a show file; every problem is a :class:`ShowFileError` naming the key."""
+    path = Path(top.path)
     show_table = top.table("show")
     show_name = path.stem
     if show_table is not None:
@@ -255,16 +151,11 @@ def load_show(path: str | Path, profile_dirs: list[Path] | None = None) -> Show:
         raise desk.fail("poll_period_s", "a period > 0: with subscribe = false only polling follows the desk")
     profile = profile if subscribe == profile.subscribe else replace(profile, subscribe=subscribe)
     desk.finish()
-    channels = _parse_channels(top, profile)
-    show = Show(
+    return ShowDesk(
         path=str(path),
         name=show_name,
         profile=profile,
         desk=DeskAddress(host, port, receive_port, poll_period_s),
         allow_trim=allow_trim,
-        channels=channels,
-        policy=_parse_policy(top.table("policy")),
-        mqtt=_parse_mqtt(top.table("mqtt")),
+        channels=_parse_channels(top, profile),
     )
-    top.finish()
-    return show

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ailive.bridge.audio import JackSource
 from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal, read_records
-from ailive.bridge.sources import JackSource
+from ailive.bridge.show import load_show
 from ailive.consoles.driver import OscDeskDriver
-from ailive.consoles.show import DeskAddress, load_show
+from ailive.consoles.show import DeskAddress
 from ailive.models.base import FRAME_S
 from ailive.models.registry import load_model
 from tests.conftest import wait_for

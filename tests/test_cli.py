@@ -270,7 +270,7 @@ def test_the_boundary_catches_both_bases_and_leaves_bugs_their_traceback():
     import click
     from click.testing import CliRunner
 
-    from ailive.bridge.clifail import ErrorBoundary
+    from ailive.bridge.cli.fail import ErrorBoundary
     from ailive.consoles.errors import AiliveError
     from ailive.models.errors import ModelError
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from ailive.bridge.show import load_show
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import DeskIdentityError, ProfileError, ShowFileError
 from ailive.consoles.events import DeskLost, FaderMoved, MuteChanged
 from ailive.consoles.pacer import PollRota, QueryPacer
 from ailive.consoles.profile import Profile, get_profile
-from ailive.consoles.show import load_show
 from ailive.consoles.sim import DeskSimulator
 from tests.conftest import wait_for
 from tests.oscpeer import OscPeer

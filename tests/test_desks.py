@@ -19,17 +19,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ailive.bridge.audio import FileSource
 from ailive.bridge.cli import main as cli_main
 from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal, last_snapshot, read_records
-from ailive.bridge.sources import FileSource
+from ailive.bridge.show import Show, load_show
 from ailive.consoles import osc
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import DeskError, DeskIdentityError, DeskUnreachableError, ProfileError, ProfileSchemaError
 from ailive.consoles.events import DeskConnected, DeskLost, FaderMoved, MuteChanged, NameChanged
 from ailive.consoles.faderlaw import held_db
 from ailive.consoles.profile import Profile, get_profile, load_profiles
-from ailive.consoles.show import DeskAddress, Show, load_show
+from ailive.consoles.show import DeskAddress
 from ailive.consoles.sim import DeskSimulator
 from ailive.models.registry import load_model
 from tests.conftest import wait_for

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ailive.bridge.audio import FileSource
 from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal, last_snapshot, read_records
-from ailive.bridge.sources import FileSource
+from ailive.bridge.show import load_show
 from ailive.consoles.driver import OscDeskDriver
-from ailive.consoles.show import DeskAddress, load_show
+from ailive.consoles.show import DeskAddress
 from ailive.models.registry import load_model
 from tests.conftest import wait_for
 

@@ -8,8 +8,8 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from ailive.bridge.cli import main
-from ailive.bridge.evalreport import JSON_KEYS, json_object, produced_mix, score, summarise, write_report
-from ailive.bridge.evaluate import ARM_FADER_DB, EvalError, Run, load_items, run_all
+from ailive.bridge.offline.evalreport import JSON_KEYS, json_object, produced_mix, score, summarise, write_report
+from ailive.bridge.offline.evaluate import ARM_FADER_DB, EvalError, Run, load_items, run_all
 from ailive.models.base import frame_samples
 from ailive.models.data import load_song, make_example, render_songs
 from ailive.models.data.heldout import write_example
@@ -62,7 +62,7 @@ def test_a_fader_applies_from_the_next_frame():
     rate = 8000
     hop = frame_samples(rate)
     inputs = np.ones((1, 4 * hop), dtype=np.float32)
-    from ailive.bridge.evaluate import Multitrack
+    from ailive.bridge.offline.evaluate import Multitrack
 
     item = Multitrack("x", (), rate, inputs, inputs, None, None, np.array([True]), ("",))
     run = Run("m", np.array([0.05, 0.10, 0.15, 0.20]), np.array([[0.0], [-6.0], [-6.0], [-6.0]]), 0.0, 0, 0.0)

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from ailive.bridge.evalreport import score, target_faders
-from ailive.bridge.evaluate import Multitrack, Run
+from ailive.bridge.offline.evalreport import score, target_faders
+from ailive.bridge.offline.evaluate import Multitrack, Run
 from ailive.models.base import FRAME_S
 
 RATE = 8000

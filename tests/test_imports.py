@@ -12,13 +12,13 @@ import sys
 #: Never in a show's process: plotting, training and data rendering, filter design and statistics, the web server.
 NOT_IN_A_SHOW = ("matplotlib", "torch", "onnx", "scipy.signal", "scipy.stats", "scipy.optimize", "pyloudnorm",
                  "pretty_midi", "music21", "pyroomacoustics", "yaml", "aiohttp", "aiomqtt", "soundfile", "jack",
-                 "ailive.models.train", "ailive.models.data", "ailive.bridge.demo", "ailive.bridge.evaluate",
-                 "ailive.bridge.evalreport", "ailive.bridge.web", "ailive.consoles.sim.harness")
+                 "ailive.models.train", "ailive.models.data", "ailive.bridge.offline.demo", "ailive.bridge.offline.evaluate",
+                 "ailive.bridge.offline.evalreport", "ailive.bridge.remote.web", "ailive.consoles.sim.harness")
 
 RUN_PATH = """
 import json, sys
 import numpy as np
-import ailive.bridge.cli, ailive.bridge.runner, ailive.bridge.sources
+import ailive.bridge.cli, ailive.bridge.runner, ailive.bridge.audio
 from ailive.models.registry import default_model, load_model
 model = load_model(default_model())
 state = model.initial_state(8, 48000)
@@ -41,8 +41,8 @@ def test_the_run_path_loads_nothing_a_show_does_not_use():
 
 
 def test_the_tap_process_loads_neither_the_model_nor_the_desk():
-    seen = loaded("import json, sys, ailive.bridge.tap_process; print(json.dumps({'modules': sorted(sys.modules)}))")
+    seen = loaded("import json, sys, ailive.bridge.audio.tap_process; print(json.dumps({'modules': sorted(sys.modules)}))")
     modules = set(seen["modules"])
-    assert "ailive.bridge.tap_ring" in modules
+    assert "ailive.bridge.audio.tap_ring" in modules
     assert sorted(name for name in (*NOT_IN_A_SHOW, "onnxruntime", "scipy", "ailive.models.registry",
                                     "ailive.consoles.driver", "click", "rich") if name in modules) == []

@@ -11,10 +11,11 @@ from dataclasses import dataclass, fields
 
 import pytest
 
-from ailive.bridge.showplan import DeskChannel, match_by_name, mode_for, plan_channels, stereo_groups
-from ailive.bridge.showwriter import POLICY_NOTES, ShowWriteError, write_show
+from ailive.bridge.init.showplan import DeskChannel, match_by_name, mode_for, plan_channels, stereo_groups
+from ailive.bridge.init.showwriter import POLICY_NOTES, ShowWriteError, write_show
+from ailive.bridge.policy_settings import PolicySettings
+from ailive.bridge.show import load_show
 from ailive.consoles.profile import dump_toml, get_profile, resolved_table
-from ailive.consoles.show import PolicySettings, load_show
 from ailive.consoles.sim import DeskSimulator, simulated_desk
 
 AILIVE = [sys.executable, "-m", "ailive.bridge.cli"]

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CAPTURE = textwrap.dedent("""
     import asyncio, json, numpy as np
     import jack
-    from ailive.bridge.sources import JackSource
+    from ailive.bridge.audio import JackSource
     from tests.jackserver import JackPlayer
     from tests.test_sources import counter, loop_frames
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from ailive.bridge import policy as P
+from ailive.bridge.policy_settings import PolicySettings
 from ailive.consoles.faderlaw import X32Law, held_db
-from ailive.consoles.show import PolicySettings
 
 LAW = X32Law()
 STEP_S = 0.05

@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from ailive.bridge.show import load_show
 from ailive.consoles.errors import ShowFileError
-from ailive.consoles.show import DeskAddress, load_show, parse_address
+from ailive.consoles.show import DeskAddress, parse_address
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

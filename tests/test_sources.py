@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from ailive.bridge.sources import (
+from ailive.bridge.audio import (
     AudioSourceError,
     Block,
     EndOfSource,
@@ -23,7 +23,7 @@ from ailive.bridge.sources import (
     match_port,
     port_short_names,
 )
-from ailive.bridge.tap_ring import SHM_FOLDER
+from ailive.bridge.audio.tap_ring import SHM_FOLDER
 from tests.jackserver import JackPlayer, jackd_pids, server_is_up, stale_servers
 
 RATE = 48000
@@ -45,7 +45,7 @@ async def read_blocks(source: JackSource, count: int, frames: int = BLOCK_FRAMES
 
 
 def test_import_needs_neither_jack_nor_soundfile():
-    code = "import sys, ailive.bridge.sources; assert 'jack' not in sys.modules and 'soundfile' not in sys.modules"
+    code = "import sys, ailive.bridge.audio; assert 'jack' not in sys.modules and 'soundfile' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -234,7 +234,7 @@ def tap_rings() -> set[str]:
 
 def tap_processes() -> list[int]:
     return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
-            and b"ailive.bridge.tap_process" in _cmdline(entry)]
+            and b"ailive.bridge.audio.tap_process" in _cmdline(entry)]
 
 
 def _cmdline(entry: Path) -> bytes:
@@ -260,7 +260,7 @@ def test_the_tap_leaves_jack_when_the_bridge_is_killed(jack_server):
     """SIGKILL gives the bridge no chance to stop its tap: the tap sees its pipe close and leaves JACK by itself."""
     code = (
         "import asyncio, sys\n"
-        "from ailive.bridge.sources import JackSource\n"
+        "from ailive.bridge.audio import JackSource\n"
         "async def main():\n"
         f"    source = JackSource(['a'], [None], client_name='orphaned', server_name={jack_server.name!r})\n"
         "    await source.start()\n"

@@ -8,8 +8,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from ailive.bridge import tap_ring
-from ailive.bridge.tap_ring import WRITING, WRITTEN, RingOrderError, TapRing
+from ailive.bridge.audio import tap_ring
+from ailive.bridge.audio.tap_ring import WRITING, WRITTEN, RingOrderError, TapRing
 
 CHANNELS = 3
 PERIOD = 64
@@ -95,7 +95,7 @@ WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
     import numpy as np
-    from ailive.bridge.tap_ring import TapRing
+    from ailive.bridge.audio.tap_ring import TapRing
     path, channels, ring_frames, period, periods = sys.argv[1], *map(int, sys.argv[2:])
     ring = TapRing.attach(Path(path), channels, ring_frames)
     print("ready", flush=True)

@@ -16,13 +16,15 @@ from typing import Any, AsyncIterator, Callable
 import aiomqtt
 import pytest
 
+from ailive.bridge.audio import FileSource
 from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal, read_records
-from ailive.bridge.sources import FileSource
-from ailive.bridge.telemetry import BrokerAddress, Telemetry, TelemetryError, parse_broker, with_broker
+from ailive.bridge.remote.mqtt_settings import MqttSettings
+from ailive.bridge.remote.telemetry import BrokerAddress, Telemetry, TelemetryError, parse_broker, with_broker
+from ailive.bridge.show import Show, load_show
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import ShowFileError
-from ailive.consoles.show import DeskAddress, MqttSettings, Show, load_show
+from ailive.consoles.show import DeskAddress
 from ailive.models.registry import load_model
 from tests.test_show import MINIMAL as SHOW_MINIMAL
 from tests.conftest import wait_for

@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
+from ailive.bridge.audio import FileSource
 from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal
-from ailive.bridge.sources import FileSource
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import ProfileError
 from ailive.consoles.faderlaw import held_db
 from ailive.consoles.profile import (dump_toml, get_profile, load_profile_files, load_profiles, parse_profile,
                                      profile_search_path, resolved_table)
-from ailive.consoles.show import DeskAddress, load_show
+from ailive.bridge.show import load_show
+from ailive.consoles.show import DeskAddress
 from ailive.consoles.sim import DeskSimulator
 from ailive.models.registry import load_model
 from tests.conftest import wait_for

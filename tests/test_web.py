@@ -16,12 +16,13 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
+from ailive.bridge.audio import FileSource
 from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal, read_records
-from ailive.bridge.sources import FileSource
-from ailive.bridge.web import (PAGES, STATIC_DIR, WebAddress, WebError, WebSurface, listen, parse_web_address)
+from ailive.bridge.remote.web import (PAGES, STATIC_DIR, WebAddress, WebError, WebSurface, listen, parse_web_address)
+from ailive.bridge.show import Show, load_show
 from ailive.consoles.driver import OscDeskDriver
-from ailive.consoles.show import DeskAddress, Show, load_show
+from ailive.consoles.show import DeskAddress
 from ailive.models.registry import load_model
 from tests.conftest import wait_for
 from tests.test_engine import write_stems

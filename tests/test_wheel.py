@@ -35,9 +35,9 @@ SHIPPED = [
     *(f"ailive/models/weights/{model}/{file}" for model in ("alm-mr", "alm-sr", "dmc-b-0l")
       for file in ("card.json", "slow.onnx", "fast.onnx")),
     "ailive/consoles/profiles/x32.toml",
-    "ailive/bridge/static/index.html",
-    "ailive/bridge/tap_process.py",
-    "ailive/bridge/tap_ring.py",
+    "ailive/bridge/remote/static/index.html",
+    "ailive/bridge/audio/tap_process.py",
+    "ailive/bridge/audio/tap_ring.py",
 ]
 #: Only the train extra may bring these.
 TRAINING_ONLY = ("torch", "onnx", "music21", "pretty_midi", "tinysoundfont", "pyroomacoustics")
@@ -155,7 +155,7 @@ def test_alone_eval_scores_a_folder_of_recordings(alone):
 def test_alone_run_finds_its_default_model(alone):
     sim = RunningSim("x32")
     try:
-        shipped = subprocess.run([str(alone["python"]), "-c", "from ailive.bridge.demo import EXAMPLES; print(EXAMPLES)"],
+        shipped = subprocess.run([str(alone["python"]), "-c", "from ailive.bridge.offline.demo import EXAMPLES; print(EXAMPLES)"],
                                  capture_output=True, text=True, cwd=alone["home"], check=True).stdout.strip()
         result = run_alone(alone, "run", f"{shipped}/x32-demo.toml", "--source", f"{shipped}/multitrack", "--fast",
                            "--duration", "3", "--headless", "--desk", f"127.0.0.1:{sim.port}", "--journal", "journal")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ailive.bridge.sources import Block
+from ailive.bridge.audio import Block
 
 #: Seconds of noise kept per generator and read cyclically (no allocation per block but the copy).
 BANK_S = 1.0
@@ -28,7 +28,7 @@ class Generator:
 
 
 class SyntheticSource:
-    """An :class:`~ailive.bridge.sources.AudioSource` whose channels a test rewires and breaks mid-show."""
+    """An :class:`~ailive.bridge.audio.AudioSource` whose channels a test rewires and breaks mid-show."""
 
     def __init__(self, levels_db: list[float], *, sample_rate: int = 16000, realtime: bool = True, seed: int = 0) -> None:
         self.sample_rate = sample_rate

@@ -16,9 +16,10 @@ from typing import Any, AsyncIterator
 
 from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal, read_records
+from ailive.bridge.show import Show, load_show
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.profile import Profile, get_profile
-from ailive.consoles.show import DeskAddress, Show, load_show
+from ailive.consoles.show import DeskAddress
 from ailive.consoles.sim import DeskSimulator
 from ailive.models.base import GainModel
 from ailive.models.registry import load_model

@@ -13,9 +13,9 @@ from typing import Callable
 
 import pytest
 
+from ailive.bridge.audio import JackSource
 from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal, decode_db
-from ailive.bridge.sources import JackSource
 from ailive.models.registry import load_model
 from tests.conftest import wait_for
 from tests.jackserver import JackPlayer

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from ailive.bridge.journal import read_records
+from ailive.bridge.show import load_show
 from ailive.consoles.profile import get_profile
-from ailive.consoles.show import load_show
 from tests.conftest import wait_for
 from tests.test_engine import write_stems
 

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ailive.bridge.commands import CommandGate
 from ailive.bridge.engine import Engine
 from ailive.bridge.journal import Journal, JournalError, read_records
+from ailive.bridge.remote.commands import CommandGate
+from ailive.bridge.show import load_show
 from ailive.consoles import osc
 from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError, OscDecodeError
 from ailive.consoles.profile import get_profile
-from ailive.consoles.show import load_show
 from ailive.consoles.sim import DeskSimulator
 from ailive.models.registry import load_model
 from tests.conftest import wait_for
@@ -373,8 +373,8 @@ async def test_a_stranger_pretending_to_be_the_desk_is_ignored_and_journaled_and
 async def test_fuzzed_commands_through_a_real_broker_change_nothing_without_the_token(tmp_path, mosquitto):
     import random
 
-    from ailive.bridge.telemetry import Telemetry
-    from ailive.consoles.show import MqttSettings
+    from ailive.bridge.remote.telemetry import Telemetry
+    from ailive.bridge.remote.mqtt_settings import MqttSettings
     from tests.test_telemetry import watching
 
     rng = random.Random(12)

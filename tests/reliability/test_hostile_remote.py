@@ -23,11 +23,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ailive.bridge.commands import MAX_NESTING, REMEMBERED_IDS, CommandGate, RecentIds, Refused, decode, nesting
 from ailive.bridge.journal import read_records
-from ailive.bridge.refusals import RefusalLog, printable
-from ailive.bridge.web import MAX_CLIENTS, MAX_GUESTS, WebAddress
-from ailive.consoles.show import MqttSettings
+from ailive.bridge.remote.commands import MAX_NESTING, REMEMBERED_IDS, CommandGate, RecentIds, Refused, decode, nesting
+from ailive.bridge.remote.mqtt_settings import MqttSettings
+from ailive.bridge.remote.refusals import RefusalLog, printable
+from ailive.bridge.remote.web import MAX_CLIENTS, MAX_GUESTS, WebAddress
 from tests.conftest import wait_for
 from tests.test_telemetry import running_bridge as mqtt_bridge, watching
 from tests.test_web import EXAMPLE, ailive, page, read_url, running_bridge as web_bridge, stems  # noqa: F401
@@ -257,7 +257,7 @@ async def test_a_flood_of_refused_commands_is_a_few_lines_of_the_bridges_own(x32
 
 async def test_a_flood_of_bad_tokens_through_mosquitto_is_counted_not_logged_one_by_one(
         x32_sim, stems, tmp_path, mosquitto, caplog):
-    caplog.set_level(logging.WARNING, logger="ailive.bridge.commands")
+    caplog.set_level(logging.WARNING, logger="ailive.bridge.remote.commands")
     sent = 600
     started = time.monotonic()
     async with watching(mosquitto.port) as watcher:
@@ -270,7 +270,7 @@ async def test_a_flood_of_bad_tokens_through_mosquitto_is_counted_not_logged_one
                     await wait_for(lambda: bridge.telemetry.stats.commands_refused > index, timeout_s=10)
             assert not bridge.engine.state.armed
     elapsed_s = time.monotonic() - started
-    lines = [r.getMessage() for r in caplog.records if r.name == "ailive.bridge.commands"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "ailive.bridge.remote.commands"]
     print(f"\n{sent} bad tokens through mosquitto in {elapsed_s:.1f} s: {len(lines)} log lines")
     assert 1 <= len(lines) <= elapsed_s + 3, lines
     assert all("guess-" not in line.partition("refused")[2] for line in lines)  # what was given is never echoed

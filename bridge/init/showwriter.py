@@ -18,8 +18,10 @@ from typing import Any
 
 from ailive.consoles.errors import AiliveError, ShowFileError
 from ailive.consoles.profile import Profile, dump_toml
-from ailive.consoles.show import MqttSettings, PolicySettings, load_show
 
+from ..policy_settings import PolicySettings
+from ..remote.mqtt_settings import MqttSettings
+from ..show import load_show
 from .showplan import PlannedChannel
 
 #: What each policy number does, written beside it.

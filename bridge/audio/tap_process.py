@@ -1,4 +1,4 @@
-"""The JACK tap in a process of its own (``python -m ailive.bridge.tap_process``), started by ``JackSource``.
+"""The JACK tap in a process of its own (``python -m ailive.bridge.audio.tap_process``), started by ``JackSource``.
 
 JACK's process callback must finish within a period (5.3 ms at 256 frames),
 and a Python callback needs its process's GIL. In the bridge's process the
@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .sources import AudioSourceError, match_port, open_jack_client, port_short_names
+from .base import AudioSourceError
+from .jack import match_port, open_jack_client, port_short_names
 from .tap_ring import RING_GUARD_FRAMES, XRUNS, TapRequest, TapRing
 
 #: How often the main thread looks for a JACK shutdown while it waits on its pipe, seconds.

@@ -24,16 +24,17 @@ from typing import Callable
 
 import numpy as np
 
-from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
 from ailive.consoles.profile import get_profile
-from ailive.consoles.show import ChannelMap, DeskAddress, PolicySettings, Show
+from ailive.consoles.show import ChannelMap, DeskAddress
 from ailive.consoles.sim import DeskSimulator
 from ailive.models.base import FRAME_S, GainModel, ModelCard
 
-from .engine import Engine
-from .journal import Journal
-from .sources import AUDIO_SUFFIXES, FileSource
+from ..audio import AUDIO_SUFFIXES, FileSource
+from ..journal import Journal
+from ..policy_settings import PolicySettings
+from ..rig import open_rig
+from ..show import Show
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +117,14 @@ def load_models(names: list[str]) -> dict[str, GainModel | None]:
     return models
 
 
-def eval_show(item: Multitrack, port: int) -> Show:
+def eval_show(item: Multitrack) -> Show:
+    """The show an evaluation streams through: every file on its own channel of the desk simulator (its address set by the rig)."""
     profile = get_profile(DESK)
     if item.channels > profile.channels:
         raise EvalError(f"{item.name} has {item.channels} channels; the {DESK} simulator has {profile.channels}")
     channels = tuple(ChannelMap(desk_channel=i + 1, port=f"eval:{i + 1}", name=path.stem[:12])
                      for i, path in enumerate(item.channel_paths))
-    return Show("<eval>", "eval", profile, DeskAddress("127.0.0.1", port), False, channels, EVAL_POLICY)
+    return Show("<eval>", "eval", profile, DeskAddress("127.0.0.1", 0), False, channels, EVAL_POLICY)
 
 
 async def stream(item: Multitrack, model: GainModel, journal_dir: Path) -> Run:
@@ -130,36 +132,31 @@ async def stream(item: Multitrack, model: GainModel, journal_dir: Path) -> Run:
     loop = asyncio.get_running_loop()
     began = loop.time()
     source = FileSource(list(item.channel_paths), realtime=False)
-    async with DeskSimulator(get_profile(DESK), port=0) as desk:
-        show = eval_show(item, desk.address[1])
+    show = eval_show(item)
+
+    def arm_time_faders(desk: DeskSimulator, show: Show) -> None:
         for c in show.channels:
             desk.move_fader_db(c.desk_channel, ARM_FADER_DB)  # the engineer's arm-time faders, before the bridge connects
             desk.release_fader(c.desk_channel)
-        driver = OscDeskDriver.for_show(show, local_port=0)
-        journal = Journal(journal_dir, f"eval-{model.card.name}")
-        journal.open()
-        times: list[float] = []
-        faders: list[list[float]] = []
-        armed_at = math.nan
-        try:
-            await driver.connect()
-            await source.start()
-            engine = Engine(show, source, driver, model, journal)
 
-            async def on_step(elapsed_s: float) -> None:
-                nonlocal armed_at
-                await driver.sync()  # the desk has every write of this step before the next frame plays
-                times.append(elapsed_s + FRAME_S)
-                faders.append([desk.fader_db(c.desk_channel) for c in show.channels])
-                if math.isnan(armed_at) and engine.state.armed:
-                    armed_at = elapsed_s
+    times: list[float] = []
+    faders: list[list[float]] = []
+    armed_at = math.nan
+    journal = Journal(journal_dir, f"eval-{model.card.name}")
+    async with open_rig(show, source, model, journal, simulated=True, prepare_desk=arm_time_faders) as rig:
+        engine, driver, desk, show = rig.engine, rig.driver, rig.desk, rig.show
+        assert desk is not None
 
-            await engine.run(arm_after_s=READ_IN_S, on_step=on_step)
-        finally:
-            await source.stop()
-            await driver.close()
-            journal.close()
-        writes = desk.stats.total_writes()
+        async def on_step(elapsed_s: float) -> None:
+            nonlocal armed_at
+            await driver.sync()  # the desk has every write of this step before the next frame plays
+            times.append(elapsed_s + FRAME_S)
+            faders.append([desk.fader_db(c.desk_channel) for c in show.channels])
+            if math.isnan(armed_at) and engine.state.armed:
+                armed_at = elapsed_s
+
+        await engine.run(arm_after_s=READ_IN_S, on_step=on_step)
+    writes = desk.stats.total_writes()
     return Run(model.card.name, np.asarray(times), np.asarray(faders, dtype=np.float64), armed_at, writes,
                loop.time() - began)
 

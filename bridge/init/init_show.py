@@ -15,9 +15,9 @@ from ailive.consoles.driver import DeskIdentity, OscDeskDriver
 from ailive.consoles.errors import AiliveError, DeskError, DeskIdentityError, DeskUnreachableError
 from ailive.consoles.profile import Profile
 
+from ..audio import AudioSourceError, jack_output_ports
 from .showplan import DeskChannel, PlannedChannel, in_order, plan_channels
 from .showwriter import ShowDraft, ShowWriteError, render_show, write_show
-from .sources import AudioSourceError, jack_output_ports
 
 #: Tries of each query before a desk counts as silent.
 RETRIES = 3

@@ -34,11 +34,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ailive.consoles.errors import AiliveError
-from ailive.consoles.show import MqttSettings, split_host_port
+from ailive.consoles.show import split_host_port
 
+from ..engine import Engine, EngineStatus
+from ..jsonsafe import json_safe, payload_db
 from .commands import COMMAND_TIMEOUT_S, MAX_COMMAND_BYTES, PAYLOAD_VERSION, CommandGate
-from .engine import Engine, EngineStatus
-from .jsonsafe import json_safe, payload_db
+from .mqtt_settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class Telemetry:
             s.host, s.port, username=s.username or None, password=s.password or None,
             identifier=f"ailive-{self.engine.show.name}-{secrets.token_hex(4)}", will=will, tls_params=tls,
             keepalive=self.keepalive_s, timeout=5.0, max_queued_incoming_messages=INCOMING_QUEUE,
-            logger=logging.getLogger("ailive.bridge.telemetry.client"),
+            logger=logging.getLogger("ailive.bridge.remote.telemetry.client"),
         )
 
     async def _run(self) -> None:

@@ -1,13 +1,17 @@
-"""``ailive train`` and ``ailive export``: the model's life before the show (needs the ``train`` extra)."""
+"""``ailive train``, ``ailive export`` and ``ailive eval``: the model's life before the show.
+
+Training and export need the ``train`` extra; scoring recordings does not.
+"""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .clifail import fail
+from .fail import fail
 
 TRAIN_EXTRA = "pip install 'ailive-bridge[train]' (it brings torch==2.13.0, onnx and the data tools)"
 
@@ -71,3 +75,53 @@ def export_command(checkpoint_path: Path, out: Path) -> None:
 
     runtime = AlmRuntime(out)
     click.echo(f"exported {runtime.card.name} to {out} (slow.onnx, fast.onnx, card.json)")
+
+
+@click.command("eval")
+@click.option("--models", "model_names", default="unity,dugan,loudness,oracle", show_default=True, metavar="NAME,...",
+              help="Comma-separated models: classic names, 'oracle' (the target itself), a model folder.")
+@click.option("--set", "set_spec", default="heldout", show_default=True, metavar="heldout|DIR",
+              help="The held-out set (written on first use), a folder of per-channel WAV/FLAC files "
+                   "(a file named 'mix' is the reference), or a folder of such folders.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ailive-eval"),
+              show_default=True, help="Where results.json, results.md and the plots go.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cache folder for the held-out set (default: $AILIVE_CACHE_DIR or ~/.cache/ailive).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for scripts instead of the table.")
+def eval_command(model_names: str, set_spec: str, out_dir: Path, cache_dir: Path | None, as_json: bool) -> None:
+    """Score gain models on multitracks, each streamed through the bridge against a desk simulator.
+
+    Prints the table of docs/evaluation.md (gain error, mix distance, fader
+    travel, desk writes, settling) and saves it with one fader plot per
+    multitrack. Rendering the synthetic held-out set needs the train extra
+    (pip install 'ailive-bridge[train]'); a folder of recordings does not.
+
+    \b
+    Examples:
+      ailive eval
+      ailive eval --models loudness,oracle --set ./my-multitrack --json
+    """
+    try:
+        from ..offline.evalreport import json_object, markdown_table, score, summarise, write_report
+        from ..offline.evaluate import load_items, load_models, run_all
+    except ImportError as exc:
+        fail(f"ailive eval needs the train extra (pip install 'ailive-bridge[train]'): {exc}")
+    names = [n.strip() for n in model_names.split(",") if n.strip()]
+    if not names:
+        fail("--models: name at least one model", 2)
+    progress = (lambda line: click.echo(line, err=True)) if not as_json else (lambda line: None)
+    try:
+        load_models(names)  # an unknown model stops here, before any audio is read
+        set_name, items = load_items(set_spec, cache_dir)
+        runs = run_all(items, names, progress=progress)
+        scores = {name: [score(item, runs[name][item.name]) for item in items if item.name in runs[name]] for name in names}
+        summaries = {name: summarise(scores[name]) for name in names if scores[name]}
+        files = write_report(out_dir, set_name, items, runs, scores, summaries)
+    except ImportError as exc:
+        fail(f"rendering the held-out set needs the train extra (pip install 'ailive-bridge[train]'): {exc}")
+    if as_json:
+        click.echo(json.dumps(json_object(summaries)))
+        return
+    click.echo(markdown_table(summaries, set_name), nl=False)
+    click.echo(f"saved: {files['json']}, {files['markdown']} and {len(items)} plot(s) in {out_dir / 'plots'}")
+

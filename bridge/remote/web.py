@@ -35,8 +35,8 @@ from typing import Any, Iterable
 
 from aiohttp import WSMsgType, hdrs, web
 
+from ..engine import Engine
 from .commands import MAX_COMMAND_BYTES, PAYLOAD_VERSION, CommandGate
-from .engine import Engine
 from .refusals import RefusalLog, printable, quoted
 from .webaddress import DEFAULT_HOST, DEFAULT_PORT, HostCheck, WebAddress, WebError, listen, parse_web_address, url_of
 from .webstate import LinkWatch, state_payload

@@ -1,38 +1,30 @@
-"""Audio sources: the desk's inputs through JACK, or a folder of recorded stems.
+"""The desk's inputs through JACK: port names, the server check, and the source that reads the tap's ring.
 
-Both hand out consecutive blocks of ``(channels, frames)`` float32 samples
-stamped with the source's own frame clock, so the engine reads a live desk and
-a recorded multitrack the same way. The JACK client runs in a tap process of
-its own whose callback only copies into a shared ring and advances one
-counter; the asyncio side polls that counter and never signals the
-real-time thread.
+The JACK client runs in a tap process of its own whose callback only copies
+into a shared ring and advances one counter; the asyncio side polls that
+counter and never signals the real-time thread.
 """
 from __future__ import annotations
 
 import asyncio
-import logging
 import json
+import logging
 import os
 import re
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 
-from ailive.consoles.errors import AiliveError
-
+from .base import AudioSourceError, Block, StartStop
 from .tap_ring import TapRequest, TapRing
 
 log = logging.getLogger(__name__)
 
 #: How often ``JackSource.next_block`` looks at the ring's write counter, seconds.
 POLL_S = 0.003
-#: File types ``FileSource.from_directory`` takes.
-AUDIO_SUFFIXES = (".wav", ".flac")
 #: How long the JACK tap process may take to start and answer (Python, numpy and libjack load first).
 TAP_START_TIMEOUT_S = 20.0
 #: How long it may take to leave JACK and exit once its pipe closes.
@@ -43,76 +35,6 @@ LISTED_PORTS = 8
 MAX_PORT_NAME_CHARS = 64
 #: Where jackd2 keeps its sockets unless JACK_TMPDIR says otherwise.
 JACK_TMPDIR = "/dev/shm"
-
-
-class AudioSourceError(AiliveError):
-    """The audio tap cannot open: no JACK server, a port that is not there, an unreadable file."""
-
-
-class EndOfSource(Exception):
-    """A file source has played everything."""
-
-
-@dataclass(frozen=True, eq=False)
-class Block:
-    """Consecutive frames of every channel, stamped with the source clock."""
-
-    samples: np.ndarray  # (channels, frames) float32, a fresh array the caller owns
-    start_frame: int  # index of the first frame since the source started
-    sample_rate: int
-
-    @property
-    def frames(self) -> int:
-        return int(self.samples.shape[1])
-
-    @property
-    def time_s(self) -> float:
-        """Start of the block on the source clock (not the wall clock)."""
-        return self.start_frame / self.sample_rate
-
-
-class AudioSource(Protocol):
-    sample_rate: int
-    channel_names: list[str]
-    realtime: bool  # True when blocks arrive at the pace of the audio (JACK, or files played in real time)
-
-    @property
-    def xruns(self) -> int: ...
-
-    @property
-    def overruns(self) -> int: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def next_block(self, frames: int, timeout_s: float) -> Block | None:
-        """Wait for the next ``frames`` frames.
-
-        None when they did not all arrive within ``timeout_s`` (stale audio:
-        the caller holds the faders); raises EndOfSource when a file source is
-        exhausted. Consecutive calls return consecutive, non-overlapping
-        blocks; when the caller fell behind by more than the ring holds, skip
-        ahead to the newest audio and count it in ``overruns``.
-        """
-        ...
-
-
-class _StartStop:
-    """``async with source:`` starts it and always stops it."""
-
-    async def start(self) -> None:
-        raise NotImplementedError
-
-    async def stop(self) -> None:
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Any:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 def port_short_names(channel_names: list[str]) -> list[str]:
@@ -237,7 +159,7 @@ def jack_output_ports(server_name: str | None = None, client_name: str = "ailive
         client.close()
 
 
-class JackSource(_StartStop):
+class JackSource(StartStop):
     """The desk's inputs as JACK input ports, one per channel, read from the tap process's shared ring.
 
     The JACK client lives in a process of its own (``tap_process``), so its
@@ -329,7 +251,7 @@ class JackSource(_StartStop):
             raise AudioSourceError(_no_server_message(self.server_name))
         request = TapRequest(self.channel_names, self.connect_to, self.client_name, self.server_name, self.ring_seconds,
                              str(self.timing_path) if self.timing_path else None)
-        tap = subprocess.Popen([sys.executable, "-m", "ailive.bridge.tap_process"], stdin=subprocess.PIPE,
+        tap = subprocess.Popen([sys.executable, "-m", "ailive.bridge.audio.tap_process"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE)
         try:
             answer = await asyncio.wait_for(asyncio.to_thread(_handshake, tap, request), TAP_START_TIMEOUT_S)
@@ -431,121 +353,3 @@ def _end(tap: subprocess.Popen[bytes]) -> None:
         log.warning("the JACK tap process %d did not exit within %g s; killed", tap.pid, TAP_STOP_TIMEOUT_S)
         tap.kill()
         tap.wait()
-
-
-class FileSource(_StartStop):
-    """A multitrack as one mono file per channel: the demo, tests and offline evaluation.
-
-    ``realtime=False`` hands blocks out as fast as asked, so the engine runs
-    on the file's clock; ``realtime=True`` paces them like a live desk.
-    """
-
-    def __init__(self, paths: list[Path], realtime: bool = False) -> None:
-        if not paths:
-            raise AudioSourceError("no audio files given")
-        self.paths = [Path(path) for path in paths]
-        self.realtime = realtime
-        soundfile = _soundfile()
-        infos = [_info(soundfile, path) for path in self.paths]
-        for path, info in zip(self.paths, infos):
-            if info.channels != 1:
-                raise AudioSourceError(f"{path}: {info.channels} channels; a multitrack is one mono file per channel")
-        first_path, first = self.paths[0], infos[0]
-        for path, info in zip(self.paths, infos):
-            if info.samplerate != first.samplerate:
-                raise AudioSourceError(
-                    f"{path} is {info.samplerate} Hz but {first_path} is {first.samplerate} Hz; "
-                    f"all files of a multitrack must share one sample rate"
-                )
-        self.sample_rate = int(first.samplerate)
-        self.channel_names = [path.stem for path in self.paths]
-        self.total_frames = max(int(info.frames) for info in infos)
-        self._files: list[Any] | None = None
-        self._read_frames = 0
-        self._started_s = 0.0
-
-    @classmethod
-    def from_directory(cls, folder: Path, realtime: bool = False) -> FileSource:
-        """Every ``*.wav``/``*.flac`` in ``folder``, one channel each, in filename order."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise AudioSourceError(f"{folder}: no such folder")
-        paths = sorted(
-            (path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES),
-            key=lambda path: path.name,
-        )
-        if not paths:
-            raise AudioSourceError(f"{folder}: no .wav or .flac files")
-        return cls(paths, realtime=realtime)
-
-    @property
-    def duration_s(self) -> float:
-        return self.total_frames / self.sample_rate
-
-    @property
-    def xruns(self) -> int:
-        return 0
-
-    @property
-    def overruns(self) -> int:
-        return 0
-
-    async def start(self) -> None:
-        if self._files is not None:
-            return
-        soundfile = _soundfile()
-        files: list[Any] = []
-        try:
-            for path in self.paths:
-                files.append(soundfile.SoundFile(path))
-        except (soundfile.SoundFileError, OSError) as exc:
-            for opened in files:
-                opened.close()
-            raise AudioSourceError(f"{path}: cannot read audio ({exc})") from exc
-        self._files = files
-        self._read_frames = 0
-        self._started_s = asyncio.get_running_loop().time()
-
-    async def next_block(self, frames: int, timeout_s: float) -> Block | None:
-        if self._files is None:
-            raise RuntimeError("FileSource.next_block() before start()")
-        if frames <= 0:
-            raise ValueError(f"frames must be positive, got {frames}")
-        if self._read_frames >= self.total_frames:
-            raise EndOfSource(f"all {self.total_frames} frames played")
-        if self.realtime:
-            loop = asyncio.get_running_loop()
-            last_frame = min(self._read_frames + frames, self.total_frames)
-            wait_s = self._started_s + last_frame / self.sample_rate - loop.time()
-            if wait_s > timeout_s:
-                await asyncio.sleep(max(timeout_s, 0.0))
-                return None
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-        samples = np.zeros((len(self._files), frames), dtype=np.float32)  # (channels, frames)
-        for row, file in zip(samples, self._files):
-            file.read(frames, dtype="float32", out=row)
-        start = self._read_frames
-        self._read_frames += frames
-        return Block(samples, start, self.sample_rate)
-
-    async def stop(self) -> None:
-        files, self._files = self._files, None
-        for file in files or []:
-            file.close()
-
-
-def _soundfile() -> Any:
-    """soundfile, imported when files are first read (it loads libsndfile)."""
-    try:
-        import soundfile
-    except (ImportError, OSError) as exc:
-        raise AudioSourceError(f"reading audio files needs soundfile and libsndfile ({exc})") from exc
-    return soundfile
-
-
-def _info(soundfile: Any, path: Path) -> Any:
-    try:
-        return soundfile.info(str(path))
-    except (soundfile.SoundFileError, OSError) as exc:
-        raise AudioSourceError(f"{path}: cannot read audio ({exc})") from exc

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Callable, Protocol
 
-from .control import Arm, Command, Disarm, Kill, Mode, Outcome, SetMode
-from .engine import Engine
+from ..control import Arm, Command, Disarm, Kill, Mode, Outcome, SetMode
+from ..engine import Engine
 from .refusals import RefusalLog, printable, quoted
 
 log = logging.getLogger(__name__)

@@ -20,19 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
-from ailive.models.registry import default_model
-from ailive.consoles.show import DeskAddress, Show, load_show
 from ailive.consoles.sim import DeskSimulator
 from ailive.models.base import GainModel
+from ailive.models.registry import default_model
 
-from .engine import Engine, EngineStatus
-from .journal import Journal
-from .runner import open_model
-from .sources import FileSource
-from .ui import headless_log, live_view
-from .web import WebAddress, WebSurface, listen
+from ..audio import FileSource
+from ..engine import EngineStatus
+from ..journal import Journal
+from ..remote.web import WebAddress, WebSurface, listen
+from ..rig import open_rig
+from ..runner import open_model
+from ..show import Show, load_show
+from ..ui import headless_log, live_view
 
 #: The demo's shows and multitrack, shipped in the package (the checkout's ``examples/`` links here).
 EXAMPLES = Path(str(resources.files("ailive.bridge") / "examples"))
@@ -117,56 +117,48 @@ async def _run_demo(options: DemoOptions, show: Show, model: GainModel, interact
     source = FileSource.from_directory(options.multitrack, realtime=realtime)
     if len(source.channel_names) != len(show.channels):
         raise DemoError(f"{options.multitrack} has {len(source.channel_names)} files, the demo show maps {len(show.channels)}")
-    profile = show.profile
     automation = Automation()
     engineer_channel = _engineer_channel(show)
-    async with DeskSimulator(show.profile, port=0) as desk:
+
+    def name_channels(desk: DeskSimulator, show: Show) -> None:
         for c in show.channels:
             desk.set_name(c.desk_channel, c.name[: show.profile.name_param.max_length])
-        show = show.with_desk(DeskAddress(*desk.address))
-        journal = Journal(options.out / "journal", show.name)
-        journal.open()
-        driver = OscDeskDriver.for_show(show, profile=profile, local_port=0)  # the simulator answers the sender
-        try:
-            await driver.connect()
-            await source.start()
-            engine = Engine(show, source, driver, model, journal)
 
-            async def on_step(elapsed_s: float) -> None:
+    journal = Journal(options.out / "journal", show.name)
+    async with open_rig(show, source, model, journal, simulated=True, prepare_desk=name_channels) as rig:
+        engine, driver, desk, show = rig.engine, rig.driver, rig.desk, rig.show
+        assert desk is not None
+
+        async def on_step(elapsed_s: float) -> None:
+            if not realtime:
+                await driver.sync()  # on the virtual clock the desk catches up with every step
+            automation.times_s.append(elapsed_s)
+            automation.faders_db.append([desk.fader_db(c.desk_channel) for c in show.channels])
+            if math.isnan(automation.armed_at_s) and engine.state.armed:
+                automation.armed_at_s = elapsed_s
+            if math.isnan(automation.engineer_at_s) and elapsed_s >= options.engineer_at_s:
+                automation.engineer_at_s = elapsed_s
+                desk.move_fader_db(engineer_channel, desk.fader_db(engineer_channel) + ENGINEER_PUSH_DB)
                 if not realtime:
-                    await driver.sync()  # on the virtual clock the desk catches up with every step
-                automation.times_s.append(elapsed_s)
-                automation.faders_db.append([desk.fader_db(c.desk_channel) for c in show.channels])
-                if math.isnan(automation.armed_at_s) and engine.state.armed:
-                    automation.armed_at_s = elapsed_s
-                if math.isnan(automation.engineer_at_s) and elapsed_s >= options.engineer_at_s:
-                    automation.engineer_at_s = elapsed_s
-                    desk.move_fader_db(engineer_channel, desk.fader_db(engineer_channel) + ENGINEER_PUSH_DB)
-                    if not realtime:
-                        await driver.sync()  # the bridge hears the hand before its next step
+                    await driver.sync()  # the bridge hears the hand before its next step
 
-            surface = WebSurface(engine, web_socket) if web_socket is not None else None
-            if surface is not None:
-                await surface.start()
-                print(f"web surface: {surface.url}", flush=True)
-            done = asyncio.Event()
-            keys = {"a": engine.arm, "d": engine.disarm, "k": engine.kill, "q": engine.stop}
-            view = (live_view(engine.refresh, keys, done, source.duration_s) if interactive
-                    else headless_log(engine.refresh, done, period_s=1.0))
-            view_task = asyncio.create_task(view)
-            try:
-                status = await engine.run(arm_after_s=READ_IN_S, on_step=on_step)
-            finally:
-                done.set()
-                await view_task
-                if surface is not None:
-                    await surface.close()
-            await asyncio.sleep(0.1)
+        surface = WebSurface(engine, web_socket) if web_socket is not None else None
+        if surface is not None:
+            await surface.start()
+            print(f"web surface: {surface.url}", flush=True)
+        done = asyncio.Event()
+        keys = {"a": engine.arm, "d": engine.disarm, "k": engine.kill, "q": engine.stop}
+        view = (live_view(engine.refresh, keys, done, source.duration_s) if interactive
+                else headless_log(engine.refresh, done, period_s=1.0))
+        view_task = asyncio.create_task(view)
+        try:
+            status = await engine.run(arm_after_s=READ_IN_S, on_step=on_step)
         finally:
-            await source.stop()
-            await driver.close()
-            journal.close()
-        writes = desk.stats.total_writes()
+            done.set()
+            await view_task
+            if surface is not None:
+                await surface.close()
+    writes = desk.stats.total_writes()
     return _write_outputs(options, show, status, automation, writes, journal.path, engineer_channel)
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from ailive.consoles.faderlaw import FaderLaw, position_of
 
+from ..control import Mode
+from ..engine import Engine, EngineStatus
+from ..jsonsafe import payload_db
 from .commands import PAYLOAD_VERSION
-from .control import Mode
-from .engine import Engine, EngineStatus
-from .jsonsafe import payload_db
 
 #: No new audio for this long and the audio link shows as down.
 AUDIO_STALE_S = 0.5

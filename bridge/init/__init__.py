@@ -1,0 +1,1 @@
+"""`ailive init`: a show file drafted from what the desk and JACK say."""

@@ -1,0 +1,1 @@
+"""Runs on a virtual clock against a simulator: the demo, the evaluation and its report."""

@@ -1,0 +1,1 @@
+"""Remote control and telemetry: command checks, MQTT, the web page."""
