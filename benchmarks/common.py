@@ -50,13 +50,14 @@ def bench_show(profile: Profile, channels: int, desk: DeskAddress, ports: list[s
     )
 
 
-def percentiles(samples: np.ndarray | list[float], prefix: str = "", unit: str = "_ms") -> dict[str, float]:
-    """p50 / p99 / max of ``samples``, keyed like ``p50_ms``."""
+def percentiles(samples: np.ndarray | list[float], prefix: str = "", unit: str = "_ms",
+                levels: tuple[int, ...] = (50, 99)) -> dict[str, float]:
+    """The ``levels`` percentiles and the max of ``samples``, keyed like ``p50_ms``."""
     values = np.asarray(samples, dtype=np.float64)
     if values.size == 0:
         return {}
-    return {f"{prefix}p50{unit}": float(np.percentile(values, 50)), f"{prefix}p99{unit}": float(np.percentile(values, 99)),
-            f"{prefix}max{unit}": float(values.max())}
+    picked = np.percentile(values, levels)
+    return {**{f"{prefix}p{level}{unit}": float(v) for level, v in zip(levels, picked)}, f"{prefix}max{unit}": float(values.max())}
 
 
 def _cpu_times() -> tuple[int, int]:

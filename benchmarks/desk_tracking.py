@@ -9,9 +9,10 @@ import argparse
 import asyncio
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ailive.consoles import osc
 from ailive.consoles.driver import OscDeskDriver
@@ -19,14 +20,15 @@ from ailive.consoles.events import FaderMoved
 from ailive.consoles.profile import get_profile
 from ailive.consoles.sim import DeskSimulator
 
+from .common import percentiles
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def percentiles(samples_s: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_s)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0  # noqa: E731
-    return {"n": len(ordered), "p50_ms": pick(0.50), "p90_ms": pick(0.90), "p99_ms": pick(0.99),
-            "max_ms": ordered[-1] * 1000.0, "mean_ms": statistics.fmean(ordered) * 1000.0}
+def latency_ms(samples_s: list[float]) -> dict[str, float]:
+    """Seconds measured, as milliseconds: count, p50 / p90 / p99, max and mean."""
+    ms = np.asarray(samples_s, dtype=np.float64) * 1000.0
+    return {"n": int(ms.size), **percentiles(ms, levels=(50, 90, 99)), "mean_ms": float(ms.mean())}
 
 
 class _Sender(asyncio.DatagramProtocol):
@@ -62,7 +64,7 @@ async def measure(moves: int) -> dict[str, dict[str, float]]:
             landing.append(time.perf_counter() - sent)
         other.close()
         await driver.close()
-    return {"external_move_to_event": percentiles(tracking), "write_to_desk_holds": percentiles(landing)}
+    return {"external_move_to_event": latency_ms(tracking), "write_to_desk_holds": latency_ms(landing)}
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ test holds the two to 1e-4 dB.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -25,6 +24,7 @@ import scipy.fft
 
 from .base import FRAME_S
 from .errors import ModelError
+from .mrstft import hann
 
 
 class UnsupportedRateError(ModelError):
@@ -62,8 +62,7 @@ class LogMelSpec:
 
     def hann(self, sample_rate: int) -> np.ndarray:
         """Periodic Hann window (as VGGish and torch.hann_window use)."""
-        n = self.window(sample_rate)
-        return 0.5 - 0.5 * np.cos(2.0 * math.pi * np.arange(n) / n)
+        return hann(self.window(sample_rate))
 
     def mel_matrix(self, sample_rate: int) -> np.ndarray:
         """(bands, fft_size//2+1) triangles on the HTK mel scale, peak 1, placed in Hz."""

@@ -36,6 +36,7 @@ def resolutions(sample_rate: int) -> tuple[Resolution, ...]:
 
 
 def hann(window: int) -> np.ndarray:
+    """Periodic Hann window of ``window`` samples (as torch.hann_window and VGGish use): the one for every STFT here."""
     return 0.5 - 0.5 * np.cos(2.0 * math.pi * np.arange(window) / window)
 
 

@@ -67,6 +67,7 @@ class AlmCard:
     state_size: int
     min_channels: int
     max_channels: int
+    gain_range_db: tuple[float, float]  # the gains the graph was trained and bounded to give
     graphs: dict[str, str]
     sha256: dict[str, str]
     raw: dict
@@ -92,6 +93,7 @@ class AlmCard:
                 spec=_spec(raw["features"]),
                 slow_width=int(raw["slow_width"]), state_size=int(raw["state_size"]),
                 min_channels=int(raw["channels"]["min"]), max_channels=int(raw["channels"]["max"]),
+                gain_range_db=_gain_range(path, raw["gain_range_db"]),
                 graphs={k: str(v) for k, v in raw["graphs"].items()},
                 sha256={k: str(v) for k, v in raw["sha256"].items()}, raw=raw)
         except ModelLoadError:
@@ -100,6 +102,15 @@ class AlmCard:
             raise ModelLoadError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(f"{path}: missing or malformed entry ({exc})") from None
+
+
+def _gain_range(path: Path, entry: list) -> tuple[float, float]:
+    """The card's gain range, which must lie within what the bridge maps onto faders."""
+    low, high = (float(v) for v in entry)
+    if not GAIN_MIN_DB <= low < high <= GAIN_MAX_DB:
+        raise ModelLoadError(f"{path}: gain_range_db [{low:g}, {high:g}] is not within the bridge's "
+                             f"[{GAIN_MIN_DB:g}, {GAIN_MAX_DB:g}] dB")
+    return low, high
 
 
 def _spec(features: dict) -> LogMelSpec:
@@ -143,6 +154,7 @@ def _check_io(session, path: Path, inputs: tuple[str, ...], widths: dict[str, in
 class AlmState:
     """Everything the model remembers about a stream, per channel."""
 
+    extractor: StreamingLogMel  # the log-mel at this stream's sample rate
     features: LogMelState
     gru: np.ndarray  # (channels, state_size) float32
     slow: np.ndarray  # (channels, slow_width) float32, the latest slow embedding
@@ -178,8 +190,7 @@ class AlmRuntime:
         _check_io(self._fast, self.folder / self.spec_card.graphs["fast"], FAST_INPUTS,
                   {"slow": self.spec_card.slow_width, "state": self.spec_card.state_size})
         self.card = ModelCard(self.spec_card.name, self.spec_card.description or f"ALM-{self.spec_card.variant.upper()}",
-                              GAIN_MIN_DB, GAIN_MAX_DB)
-        self._features: StreamingLogMel | None = None
+                              *self.spec_card.gain_range_db)
         timing = self.spec_card.timing
         # Deferred by one frame only where a fast step runs on the next frame to take it up (ALM-MR); where
         # the fast step waits as long as the slow one (SR, DMC), deferring would cost a whole slow period.
@@ -196,11 +207,12 @@ class AlmRuntime:
             raise ModelStreamError(f"model {card.name} takes {card.min_channels}..{card.max_channels} channels; "
                                    f"this show analyses {channels}")
         try:
-            self._features = StreamingLogMel(sample_rate, card.spec, dtype=np.float32)
+            extractor = StreamingLogMel(sample_rate, card.spec, dtype=np.float32)
         except UnsupportedRateError as exc:
             raise ModelStreamError(f"model {card.name}: {exc}") from None
         return AlmState(
-            features=self._features.initial_state(channels),
+            extractor=extractor,
+            features=extractor.initial_state(channels),
             gru=np.zeros((channels, card.state_size), np.float32),
             slow=np.zeros((channels, card.slow_width), np.float32),
             active=np.zeros(channels, bool),
@@ -217,14 +229,12 @@ class AlmRuntime:
         state.gains[index] = np.nan
 
     def step(self, state: AlmState, frame: np.ndarray) -> tuple[np.ndarray, AlmState]:
-        if self._features is None:
-            raise RuntimeError("initial_state() must be called before step()")
         timing = self.spec_card.timing
         frame = np.asarray(frame, dtype=np.float32)
         finite = np.all(np.isfinite(frame), axis=1)
         if not finite.all():
             frame = np.where(finite[:, None], frame, np.float32(0.0))
-        self._features.push(state.features, frame)
+        state.extractor.push(state.features, frame)
         state.mean_squares = np.roll(state.mean_squares, -1, axis=1)
         state.mean_squares[:, -1] = np.mean(np.square(frame), axis=1, dtype=np.float64)
         if state.pending is not None:
@@ -239,8 +249,8 @@ class AlmRuntime:
 
     def _start_slow(self, state: AlmState) -> None:
         """This frame's activity, at once; its slow embedding on the worker, or inline (then done when this returns)."""
-        patches = self._features.patch(state.features).astype(np.float32, copy=False)
-        active = self._features.active(state.features, ACTIVE_GATE_DB)
+        patches = state.extractor.patch(state.features).astype(np.float32, copy=False)
+        active = state.extractor.active(state.features, ACTIVE_GATE_DB)
         frames_per_slow = self.spec_card.timing.slow_every
         rejoining = active & state.heard & (state.silent_frames * FRAME_S >= REJOIN_AFTER_S)
         if rejoining.any():
@@ -267,7 +277,7 @@ class AlmRuntime:
                                                  "state": state.gru})
         good = np.isfinite(gains) & np.all(np.isfinite(new_state), axis=1)
         state.gru = np.where(good[:, None], new_state, state.gru).astype(np.float32)
-        state.gains = np.where(good, np.clip(gains.astype(np.float64), GAIN_MIN_DB, GAIN_MAX_DB), np.nan)
+        state.gains = np.where(good, np.clip(gains.astype(np.float64), *self.spec_card.gain_range_db), np.nan)
 
 
 def _slow_on_worker_from_env() -> bool:

@@ -83,11 +83,25 @@ def test_a_card_that_does_not_match_the_graphs(model_copy):
     ({"version": 7}, "card version 7 is not supported"),
     ({"frame_s": 0.02}, "does not match the bridge's 0.05 s control frame"),
     ({"features": {"bands": "many"}}, "missing or malformed"),
+    ({"gain_range_db": [-90.0, 24.0]}, r"gain_range_db \[-90, 24\] is not within the bridge's \[-48, 24\] dB"),
+    ({"gain_range_db": "wide"}, "missing or malformed"),
 ])
 def test_malformed_cards(model_copy, change, message):
     edit_card(model_copy, **change)
     with pytest.raises(ModelLoadError, match=message):
         AlmRuntime(model_copy)
+
+
+def test_the_card_bounds_the_gains(model_copy):
+    """A model whose card promises a narrower range never reports a gain outside it."""
+    edit_card(model_copy, gain_range_db=[-6.0, 3.0])
+    runtime = AlmRuntime(model_copy)
+    assert (runtime.card.min_gain_db, runtime.card.max_gain_db) == (-6.0, 3.0)
+    state = runtime.initial_state(4, 48000)
+    noise = np.random.default_rng(3).standard_normal((4, 2400)).astype(np.float32) * np.array([[1.0], [0.1], [0.01], [0.3]], np.float32)
+    seen = [runtime.step(state, noise)[0] for _ in range(30)]
+    finite = np.concatenate([g[np.isfinite(g)] for g in seen])
+    assert finite.size and finite.min() >= -6.0 and finite.max() <= 3.0
 
 
 def test_a_card_that_is_not_json(model_copy):

@@ -12,7 +12,6 @@ from typing import Any
 import click
 
 from ailive.consoles.faderlaw import describe
-
 from ailive.consoles.profile import (Profile, dump_toml, get_profile, load_profile_file, load_profile_files,
                                      load_profiles, resolved_table)
 from ailive.consoles.show import split_host_port

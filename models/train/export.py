@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ailive.models.alm import GAIN_MAX_DB, GAIN_MIN_DB
 from ailive.models.base import FRAME_S
 from ailive.models.runtime import CARD_FILE, CARD_FORMAT, CARD_VERSION, FAST_INPUTS, SLOW_INPUTS, file_sha256
 
@@ -83,7 +84,7 @@ def export_model(model: Alm, out: Path, *, training: dict | None = None, metrics
         "name": NAMES[config.variant], "variant": config.variant, "description": DESCRIPTIONS[config.variant],
         "frame_s": FRAME_S, "slow_every": timing.slow_every, "fast_every": timing.fast_every,
         "features": asdict(config.spec), "sample_rates": "any multiple of 100 Hz from 15000 Hz (44100, 48000)",
-        "channels": {"min": 1, "max": config.max_channels},
+        "channels": {"min": 1, "max": config.max_channels}, "gain_range_db": [GAIN_MIN_DB, GAIN_MAX_DB],
         "slow_width": model.slow.width, "state_size": model.fast.state_size, "opset": OPSET,
         "graphs": {"slow": "slow.onnx", "fast": "fast.onnx"},
         "sha256": {"slow": file_sha256(out / "slow.onnx"), "fast": file_sha256(out / "fast.onnx")},
