@@ -63,6 +63,8 @@ ENGINEER_WINS_WINDOW_S = 0.25
 #: Refusals of the desk's port (ICMP port unreachable) in a row, with nothing from the desk between, that mean
 #: the desk is restarting: one alone may be forged or stray, and the probe it triggers settles it.
 REFUSALS_FOR_LOST = 2
+#: Least wait before a write a poll's answer shows lost goes again (longer: the recent round trip), seconds.
+RESEND_GRACE_S = 0.02
 #: How often the kernel's count of dropped datagrams is read (``read_queued``).
 DROPS_READ_PERIOD_S = 1.0
 #: Two writes to one fader this close on the driver's clock count as one slot of the desk's cap (float noise).
@@ -673,6 +675,21 @@ class OscDeskDriver:
             self.ledger.stand_down(address)
         return dropped
 
+    def _resend_later(self, address: str, value: float) -> None:
+        """Send a write our poll's answer shows lost again, once the answer's round trip has passed.
+
+        A change the desk pushed while our poll was on its way (a scene recall
+        back to the level from before our write) reads just like that answer,
+        and the real answer follows it within one round trip: that second
+        report cancels the resend (see :meth:`_cancel_pending`), so the recall
+        is not fought. A newer decision already waiting for the cap goes instead.
+        """
+        if address in self._pending:
+            return
+        assert self._loop is not None
+        handle = self._loop.call_later(max(RESEND_GRACE_S, self.rtt_s), self._flush, address)
+        self._pending[address] = _PendingWrite(value, handle, resend=True)
+
     def _cancel_pending(self, address: str) -> None:
         """A hand (or a scene recall) beats a write still waiting for the rate limit: it was decided before."""
         pending = self._pending.pop(address, None)
@@ -853,7 +870,7 @@ class OscDeskDriver:
         judgement = self.ledger.judge(address, law.step_of(held), answer=answer, round_s=self._answered_round)
         if judgement.verdict is Verdict.RESEND:
             assert judgement.resend_step is not None
-            self._write(address, law.value_of_step(judgement.resend_step), resend=True)
+            self._resend_later(address, law.value_of_step(judgement.resend_step))
             return True
         if judgement.verdict is Verdict.OURS:
             if judgement.confirmed:
