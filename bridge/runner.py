@@ -164,7 +164,6 @@ async def _run_show(show: Show, options: RunOptions, web_socket: socket.socket |
                 await telemetry.close()  # the last events and "online": false, bounded in time
             if surface is not None:
                 await surface.close()
-        await asyncio.sleep(0.1)  # rate-limited last writes leave before the socket closes
     finally:
         await source.stop()
         await driver.close()
