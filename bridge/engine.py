@@ -366,14 +366,14 @@ class Engine:
         # A gesture pushes several levels in one step: only the last one can still be sent back (an earlier one
         # is already behind the hand, and sending it would pull the fader back under it).
         last_move = {e.channel: i for i, e in enumerate(events) if isinstance(e, FaderMoved)}
+        moved: list[FaderMoved] = []
         for index, event in enumerate(events):
             if isinstance(event, FaderMoved):
                 self.status.engineer_moves += 1
                 self._record("desk", what="fader", ch=event.channel, db=encode_db(event.db), source=event.source)
                 if event.crossed and last_move[event.channel] == index:
                     self._send_back(event, now)
-                self.state, policy_events = P.desk_moved(self.config, self.state, event.channel, event.db, now)
-                self._journal_events(policy_events)
+                moved.append(event)
             elif isinstance(event, MuteChanged):
                 self._record("desk", what="mute", ch=event.channel, muted=event.muted, source=event.source)
             elif isinstance(event, DeskLost):
@@ -384,6 +384,11 @@ class Engine:
                 self.status.last_events.append(f"desk {'reconnected' if event.reconnect else 'connected'}: {event.model}")
             elif isinstance(event, PacketRejected):
                 self._reject(event, now)
+        # Backed off only once every report of the step had its send-back: a scene recall moves a group's faders
+        # at once, and the first one's override of the group must not refuse the level of the next one.
+        for event in moved:
+            self.state, policy_events = P.desk_moved(self.config, self.state, event.channel, event.db, now)
+            self._journal_events(policy_events)
         if self._rejections.count and now - self._rejections.reported_s >= REJECTED_PERIOD_S:
             self._report_rejections(now)
 

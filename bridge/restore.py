@@ -11,7 +11,6 @@ where they are, unless the bridge journaled a move of one after the arm
 """
 from __future__ import annotations
 
-import asyncio
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +113,7 @@ async def restore_show(show: Show, journal_dir: Path, reply_timeout_s: float = 0
     async with OscDeskDriver.for_show(show, channels=channels, reply_timeout_s=reply_timeout_s) as driver:
         for ch in channels:
             driver.set_fader_db(ch, plan.faders_db[ch])
-        await asyncio.sleep(0.1)
+        await driver.drain()  # every level is on its way before it is read back
         restored = {ch: await driver.read_fader_db(ch) for ch in channels}
     failed = [ch for ch in channels if restored[ch] != held_db(law, plan.faders_db[ch])]  # -inf == -inf for off
     return RestoreResult(plan.snapshot, restored, failed, plan.skipped)

@@ -4,14 +4,13 @@ the evaluation and the benchmarks.
 A live show's desk is at the show's address; an offline run asks for a desk
 simulator on loopback (``simulated=True``), which the rig starts, lets the
 caller prepare (names, the engineer's arm-time faders) and points the show at.
-Teardown runs in reverse on every path: the writes the engine already sent
-leave the socket before it closes, then the source stops, the driver closes,
+Teardown runs in reverse on every path: the source stops, the driver closes
+(after the writes the desk's cap still holds back have left: ``drain``),
 the journal closes (its error, if any, rises from the ``async with``) and the
 simulator stops.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How long the last rate-limited writes get to leave before the socket closes.
-DRAIN_S = 0.1
 #: Called with the simulator and the show before the driver connects: what the desk holds when the bridge arrives.
 PrepareDesk = Callable[["DeskSimulator", Show], None]
 
@@ -73,7 +70,6 @@ async def open_rig(show: Show, source: AudioSource, model: GainModel, journal: J
         await source.start()
         engine = Engine(show, source, driver, model, journal)
         yield Rig(show, source, driver, journal, engine, desk)
-        await asyncio.sleep(DRAIN_S)
 
 
 def _journal_closer(journal: Journal) -> Callable[[type[BaseException] | None, BaseException | None, TracebackType | None], bool]:

@@ -405,3 +405,16 @@ async def test_one_refusal_of_the_desks_port_is_checked_two_in_a_row_lose_the_de
         driver.set_fader_db(1, -3.0)
         await wait_for(lambda: any(isinstance(e, DeskLost) for e in events), timeout_s=1.0)
         assert "refused" in next(e for e in events if isinstance(e, DeskLost)).reason
+
+
+async def test_writes_held_back_by_the_desk_cap_reach_the_desk_before_the_driver_closes(x32_sim):
+    async with driver_for(x32_sim) as driver:
+        driver.set_fader_db(1, -10.0)
+        driver.set_fader_db(1, -12.0)  # due one cap period later
+        assert await driver.drain(1.0)  # nothing held back any more
+        driver.set_fader_db(2, -10.0)
+        driver.set_fader_db(2, -14.0)  # held back when the driver closes
+        assert driver.stats.deferred == 2
+    await wait_for(lambda: abs(x32_sim.fader_db(2) + 14.0) < 0.1)
+    assert x32_sim.fader_db(1) == pytest.approx(-12.0, abs=0.1)
+    assert x32_sim.stats.writes == {"/ch/01/mix/fader": 2, "/ch/02/mix/fader": 2}

@@ -201,3 +201,26 @@ async def test_a_command_its_asker_gave_up_on_is_never_applied(x32_sim, tmp_path
     records = read_records(tmp_path / "journal" / f"{show.name}.jsonl")
     assert any(r["kind"] == "expired" and r["command"] == "arm" for r in records)
     assert not any(r["kind"] == "command" for r in records) and x32_sim.stats.writes == {}
+
+
+async def test_a_recall_that_crossed_our_writes_goes_back_to_every_fader_of_a_group(x32_sim, tmp_path):
+    """A scene recall reports both faders of a pair in one step; the first one's override of the pair must not
+    refuse the other's send-back, or our crossing write stays on that fader over the scene."""
+    from ailive.consoles.events import FaderMoved
+
+    stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0], seconds=3.0)
+    law = x32_sim.profile.law
+
+    async def recall(engine, driver):
+        await wait_for(lambda: engine.state.armed, timeout_s=5)
+        scene = law.quantize(law.from_db(-2.0))
+        for ch in (5, 6):  # one step's reports, as the driver gives them when our writes may have crossed them
+            engine._on_desk_event(FaderMoved(ch, scene, law.to_db(scene), "external", 0.0, crossed=True))
+        await wait_for(lambda: engine.status.engineer_moves >= 2, timeout_s=5)
+
+    engine, status, show = await run_engine(x32_sim, stems, tmp_path, during=recall, arm_after_s=0.2,
+                                            override_hold_s=30.0)
+    records = read_records(tmp_path / "journal" / f"{show.name}.jsonl")
+    sent_back = [r["ch"] for r in records if r["kind"] == "move" and r["reason"] == "engineer wins: sent back"]
+    assert sent_back == [5, 6]
+    assert [x32_sim.fader_db(ch) for ch in (5, 6)] == [pytest.approx(-2.0, abs=0.1)] * 2

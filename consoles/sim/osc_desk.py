@@ -13,6 +13,11 @@ other clients get nothing. A Python API injects engineer moves, packet loss,
 delay, duplicates, reordering and restarts; :attr:`DeskSimulator.echo` says whether a
 client's own sets come back to it (never, on a change, or always). Garbage never changes
 state: it is counted in :attr:`DeskSimulator.stats`.
+
+Over 400 lines: one desk, whose rules (who hears a change, who gets an
+answer, which writes a hand or a link overrides, what is echoed) all read
+and change the same parameters, leases and feedback devices; the pure parts
+(the codec, fader laws, meter codecs, profiles) live apart.
 """
 from __future__ import annotations
 

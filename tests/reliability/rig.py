@@ -145,7 +145,6 @@ async def running_bridge(desk: RecordingDesk, tmp_path: Path, *, levels_db: list
         engine.stop()
         try:
             await task
-            await asyncio.sleep(0.1)  # rate-limited last writes leave before the socket closes, as in ailive run
         finally:
             journal.close()
             await driver.close()
