@@ -124,14 +124,17 @@ async def _run_show(show: Show, options: RunOptions, web_socket: socket.socket |
     model = open_model(options.model)
     source = open_source(show, options.source, jack_server=options.jack_server, realtime=options.realtime)
     closing: JournalError | None = None
+    status: EngineStatus | None = None
     try:
         async with open_rig(show, source, model, Journal.for_show(options.journal_dir, show)) as rig:
             quiet_garbage_collector()
             if source.realtime and options.source == "jack":
                 raise_control_loop_priority()
             status = await _serve(rig, options, web_socket)
-    except JournalError as exc:  # closing the journal failed: said below, as a failed journal
-        closing = exc
+    except JournalError as exc:
+        if status is None:  # the journal never opened: nothing ran, the desk was never reached
+            raise
+        closing = exc  # closing it failed after the show: said below, as a failed journal
     failed = status.journal_error or (str(closing) if closing is not None else "")
     if failed:
         raise RunError(f"{failed}: the bridge disarmed and refused to arm (no restore without a journal)")
