@@ -100,6 +100,7 @@ class OscDeskDriver(DeskConnection, DeskReports, FaderWrites):
         self._pacer = QueryPacer(profile.max_queries_per_s)
         self._poll_rota = PollRota(self._poll_addresses(self.ridden), self._poll_addresses(others))
         self._poll_scheduled: set[str] = set()  # paced poll queries waiting for their slot
+        self._sweep_waiting: set[str] | None = None  # while a sweep runs: the addresses it still waits to hear
         self.identity: DeskIdentity | None = None
         self.stats = DriverStats()
         self.connected = False

@@ -111,20 +111,26 @@ class DeskConnection(DriverCore):
             self._send(self.profile.subscription.address)
 
     async def _sweep(self) -> None:
-        """Read fader, mute and name of every mapped channel, ridden ones first; differences become events."""
+        """Read fader, mute and name of every mapped channel, ridden ones first; differences become events.
+
+        Each answer is read into the view as it arrives, and so is a push
+        meanwhile (see :meth:`_on_datagram`): a hand's move after its fader's
+        answer is the newer word, and the sweep must not put the older one back.
+        """
         p = self.profile
         order = self.ridden + [ch for ch in self.channels if ch not in self.ridden]
         addresses = [t.address_of(ch) for ch in order for t in (p.fader, p.mute, p.name_param)]
+        self._sweep_waiting = set(addresses)
         queries = [asyncio.ensure_future(self.query(a)) for a in addresses]
         try:
-            replies = await asyncio.gather(*queries)
+            await asyncio.gather(*queries)
         except BaseException:
             for query in queries:  # the first that failed ends the sweep: the others stop asking too
                 query.cancel()
             await asyncio.gather(*queries, return_exceptions=True)
             raise
-        for reply in replies:
-            self._apply(reply, "sweep")
+        finally:
+            self._sweep_waiting = None
 
     async def _keepalive_loop(self) -> None:
         """Renew the subscription, probe a quiet desk, and declare it lost after the timeout."""

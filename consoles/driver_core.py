@@ -125,6 +125,7 @@ class DriverCore:
     _pacer: QueryPacer
     _poll_rota: PollRota
     _poll_scheduled: set[str]
+    _sweep_waiting: set[str] | None
     _write_addresses: frozenset[str]
     _by_address: dict[str, ParamAddress]
     _listeners: list[Listener]

@@ -57,7 +57,10 @@ class DeskReports(DriverCore):
         for fut in self._waiters.pop(message.address, []):
             if not fut.done():
                 fut.set_result(message)
-        if self.connected:
+        if self._sweep_waiting is not None and message.address in self._sweep_waiting:
+            self._sweep_waiting.discard(message.address)  # the sweep's answer (or a push before it: as new)
+            self._apply(message, "sweep")
+        elif self.connected or self._sweep_waiting is not None:  # a push during the sweep is newer than its answer
             answer = self._poll_answer(message.address, now)
             if answer is not None:
                 self._apply(message, "external", answer=answer)

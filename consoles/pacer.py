@@ -4,8 +4,10 @@ Public DiGiCo clients space their queries 10-50 ms apart; a sweep of 128
 channels sent at once is hundreds of datagrams in a millisecond, and a poll
 of every channel four times a second is a thousand a second. The driver
 queues each query here and sends it at its turn. Polling takes what
-the budget leaves in a period: the channels the bridge rides first, every
-period, the rest in turns.
+the budget allows in a period: the channels the bridge rides first, every
+period, the rest in turns; the rest are kept a share of the budget
+(:data:`UNRIDDEN_ONE_IN`), or many ridden channels on a slow desk would leave
+them never asked, and an engineer's move on them never seen.
 """
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
+
+#: The unridden channels' share of the poll budget when the ridden ones would take it all: one query in this
+#: many, counted across rounds (a budget of one query a round asks an unridden address every fourth round).
+UNRIDDEN_ONE_IN = 4
 
 
 class QueryPacer:
@@ -82,17 +88,29 @@ class QueryPacer:
 
 @dataclass
 class PollRota:
-    """Which addresses one poll round asks: the ridden ones first, then the others in turns, within a budget."""
+    """Which addresses one poll round asks: the ridden ones first, then the others in turns, within a budget.
+
+    The others are owed one query in :data:`UNRIDDEN_ONE_IN` of the budget;
+    what is owed and not yet a whole query carries to the next round, so a
+    budget too small to split still reaches them. Each side takes what the
+    other leaves unused.
+    """
 
     first: list[str]
     rest: list[str]
     _first_at: int = 0
     _rest_at: int = 0
+    _owed: int = 0  # the others' share not yet asked, in 1/UNRIDDEN_ONE_IN of a query
 
     def round(self, budget: int) -> list[str]:
         """The next round's addresses, at most ``budget``; each list is walked in a circle across rounds."""
-        taken, self._first_at = _take(self.first, self._first_at, budget)
+        kept = 0
+        if self.first and self.rest:
+            self._owed += budget
+            kept = min(len(self.rest), budget, self._owed // UNRIDDEN_ONE_IN)
+        taken, self._first_at = _take(self.first, self._first_at, budget - kept)
         more, self._rest_at = _take(self.rest, self._rest_at, budget - len(taken))
+        self._owed = min(UNRIDDEN_ONE_IN - 1, max(0, self._owed - len(more) * UNRIDDEN_ONE_IN))
         return taken + more
 
 

@@ -170,6 +170,19 @@ def test_poll_rota_asks_ridden_addresses_every_round():
     assert PollRota(["r1", "r2", "r3"], ["a"]).round(2) == ["r1", "r2"]
 
 
+@pytest.mark.parametrize("budget", [1, 2, 3, 6, 12])
+def test_poll_rota_keeps_a_share_for_unridden_addresses_when_the_ridden_fill_the_budget(budget):
+    ridden, others = [f"r{i}" for i in range(40)], [f"o{i}" for i in range(6)]
+    rota = PollRota(ridden, others)
+    rounds = [rota.round(budget) for _ in range(40)]
+    assert all(len(r) <= budget for r in rounds)  # the desk's query budget is never exceeded
+    asked = [a for r in rounds for a in r]
+    assert set(others) <= set(asked)  # every unridden fader and mute is asked, within a few rounds
+    unridden = sum(a in others for a in asked)
+    assert unridden * 4 >= len(asked) - budget  # a quarter of the queries, give or take one round's rounding
+    assert (len(asked) - unridden) * 4 >= 3 * (len(asked) - budget)  # and the ridden keep the rest
+
+
 def test_digico_profile_has_a_query_budget():
     assert get_profile("digico").max_queries_per_s == 50.0
     assert get_profile("x32").max_queries_per_s == 0.0

@@ -189,6 +189,37 @@ async def test_reconnect_after_restart_resyncs_state(x32_sim):
         assert driver.view[2].fader_db == pytest.approx(-40.0, abs=0.2)
 
 
+async def test_a_hand_move_during_the_reconnect_sweep_is_kept_newest_wins(x32_sim):
+    """A push that arrives after its fader's sweep answer is the desk's newer word: the view holds it when the
+    desk counts as connected again, and listeners (the engine) hear it as a hand's move."""
+    events: list = []
+    at_reconnect: dict[str, object] = {}
+    async with driver_for(x32_sim) as driver:
+        def listen(event) -> None:
+            events.append(event)
+            if isinstance(event, DeskConnected) and event.reconnect:
+                at_reconnect.update(db=driver.view[1].fader_db, events=list(events))
+
+        driver.add_listener(listen)
+        assert driver.view[1].fader_db == pytest.approx(0.0, abs=0.1)
+        await x32_sim.stop()
+        await wait_for(lambda: any(isinstance(e, DeskLost) for e in events), timeout_s=5.0)
+
+        def hand_on_fader_1(address: str) -> None:
+            if address == x32_sim.profile.name_param.address_of(4):  # the sweep's last query: fader 1 answered
+                x32_sim.before_answer = None
+                x32_sim.move_fader_db(1, -12.0)
+
+        x32_sim.before_answer = hand_on_fader_1
+        await x32_sim.start()
+        await wait_for(lambda: "db" in at_reconnect, timeout_s=8.0)
+        assert x32_sim.before_answer is None  # the hand moved during the sweep
+        assert at_reconnect["db"] == pytest.approx(-12.0, abs=0.2)
+        moved = [e for e in at_reconnect["events"] if isinstance(e, FaderMoved) and e.channel == 1]
+        assert [(e.source, round(e.db)) for e in moved] == [("external", -12)]
+        assert driver.view[1].fader_db == pytest.approx(x32_sim.fader_db(1), abs=0.01)
+
+
 async def test_foreign_desk_is_refused(x32_profile):
     async with DeskSimulator(get_profile("xair"), port=0) as xair:
         with pytest.raises(DeskIdentityError, match="'XR18', not one of the x32 family"):

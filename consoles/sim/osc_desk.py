@@ -25,7 +25,7 @@ import asyncio
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .. import osc
 from ..errors import OscDecodeError
@@ -147,6 +147,9 @@ class DeskSimulator:
         self._meter_task: asyncio.Task[None] | None = None
         self._levels_db: list[float] = [SILENCE_DB] * self.channels
         self.params: dict[str, Param] = {}
+        #: Called with a parameter's address before the desk answers a query for it: a test changes the desk
+        #: between two answers (a hand on a fader while a client reads the desk).
+        self.before_answer: Callable[[str], None] | None = None
         self.reset_state()
 
     # ----- state -------------------------------------------------------------------------
@@ -374,6 +377,8 @@ class DeskSimulator:
         elif p.meters is not None and address == p.meters.renew:
             self._meter_renew(message, peer)
         elif queried is not None and queried in self.params:
+            if self.before_answer is not None:
+                self.before_answer(queried)
             answer_to = self._answer_to(peer)
             if answer_to is not None:
                 self._send(self._answer(self.params[queried]), answer_to)
