@@ -5,12 +5,16 @@ bridge, so it trusts the journal only as far as it can check it: the arm
 record must be this show's (name, desk type, desk address, channel map),
 every level must be one the desk can hold, and a damaged arm record is an
 error. Anything it cannot trust is one error line, and then nothing is
-written. Channels the show excludes are the engineer's alone and are left
-where they are, unless the bridge journaled a move of one after the arm
-(a channel handed to it during the show).
+written. Like ``kill``, it puts back only the faders the bridge journaled a
+move of after the arm: a fader it never wrote (excluded, manual, or simply
+never moved) is where the engineer left it, and stays there. Every level it
+writes and reads back is journaled (``restore``), so the journal tells the
+whole story of the desk; a journal that cannot be written is said on stderr
+and does not stop the restore.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +23,11 @@ from ailive.consoles.driver import OscDeskDriver
 from ailive.consoles.errors import AiliveError
 from ailive.consoles.faderlaw import held_db
 
-from .journal import Snapshot, journal_path, last_snapshot
+from .journal import Journal, JournalError, Snapshot, encode_db, journal_path, last_snapshot
 from .show import Show
+
+
+log = logging.getLogger(__name__)
 
 
 class RestoreError(AiliveError):
@@ -31,7 +38,7 @@ class RestoreError(AiliveError):
 class RestorePlan:
     snapshot: Snapshot
     faders_db: dict[int, float]  # channel -> the level to write
-    skipped: list[int]  # excluded channels, left where the engineer has them
+    skipped: list[int]  # channels the bridge did not move after the arm, left where the engineer has them
 
 
 @dataclass
@@ -60,12 +67,8 @@ def plan_restore(show: Show, journal_dir: Path) -> RestorePlan:
         if db != -math.inf and not law.min_db <= db <= law.max_db:
             raise RestoreError(f"{where} holds {db:g} dB for channel {ch}, outside the {show.profile.name}'s fader range "
                                f"({law.min_db:g} to {law.max_db:+g} dB, or off): nothing is restored")
-    assert snapshot.channels is not None
-    excluded = {c.desk_channel for c in show.channels if c.mode == "excluded"}
-    excluded |= {ch for ch, mapped in snapshot.channels.items() if mapped.mode == "excluded"}
-    skipped = sorted(excluded - snapshot.moved_after)
-    faders = {ch: db for ch, db in snapshot.faders_db.items() if ch not in skipped}
-    return RestorePlan(snapshot, faders, skipped)
+    faders = {ch: db for ch, db in snapshot.faders_db.items() if ch in snapshot.moved_after}
+    return RestorePlan(snapshot, faders, sorted(set(snapshot.faders_db) - set(faders)))
 
 
 def _check_channel_map(show: Show, snapshot: Snapshot, where: str) -> None:
@@ -116,4 +119,16 @@ async def restore_show(show: Show, journal_dir: Path, reply_timeout_s: float = 0
         await driver.drain()  # every level is on its way before it is read back
         restored = {ch: await driver.read_fader_db(ch) for ch in channels}
     failed = [ch for ch in channels if restored[ch] != held_db(law, plan.faders_db[ch])]  # -inf == -inf for off
+    _journal_restore(show, journal_dir, plan, restored, failed)
     return RestoreResult(plan.snapshot, restored, failed, plan.skipped)
+
+
+def _journal_restore(show: Show, journal_dir: Path, plan: RestorePlan, restored: dict[int, float], failed: list[int]) -> None:
+    """One ``restore`` record per written fader: the snapshot level and what the desk read back."""
+    try:
+        with Journal.for_show(journal_dir, show) as journal:
+            for ch in sorted(restored):
+                journal.write("restore", ch=ch, db=encode_db(plan.faders_db[ch]), read_back_db=encode_db(restored[ch]),
+                              ok=ch not in failed, origin="ailive restore")
+    except JournalError as exc:
+        log.warning("the restore is done but not journaled: %s", exc)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ailive.bridge.journal import Journal, read_records
+from ailive.bridge.journal import Journal, journal_path, read_records
 from ailive.bridge.restore import restore_show
 from tests.conftest import wait_for
 from tests.test_engine import write_stems
@@ -88,12 +88,35 @@ async def test_restore_takes_the_last_arm_snapshot(tmp_path):
             journal.write_snapshot({ch: -10.0 for ch in SCENE}, "x32", str(show.desk))
             journal.write("move", ch=1, **{"from": -10.0}, to=-12.0, reason="model")
             journal.write_snapshot(SCENE, "x32", str(show.desk))  # killed and armed again
+            for ch in range(1, 8):  # and it rode every channel but the excluded talkback
+                journal.write("move", ch=ch, **{"from": SCENE[ch]}, to=SCENE[ch] - 1.0, reason="model")
         talkback = desk.fader(8)
         result = await restore_show(show, tmp_path)
         assert result.failed == [] and result.skipped == [8]
         law = desk.profile.law
         expected = {ch: law.quantize(law.from_db(db)) for ch, db in SCENE.items()} | {8: talkback}  # excluded: left alone
         assert {ch: desk.fader(ch) for ch in SCENE} == expected
+
+
+async def test_restore_leaves_every_fader_the_bridge_did_not_move_and_journals_what_it_writes(tmp_path):
+    """A fader the bridge never wrote after the arm is the engineer's, whatever its mode: restore leaves it, as kill does."""
+    async with recording_desk() as desk:
+        show = example_show(desk.port)
+        with Journal.for_show(tmp_path, show) as journal:
+            journal.write_snapshot(SCENE, "x32", str(show.desk))
+            for ch in (1, 2, 3):
+                journal.write("move", ch=ch, **{"from": SCENE[ch]}, to=SCENE[ch] + 2.0, reason="model")
+        for ch in range(1, 9):  # the engineer's hands are everywhere afterwards
+            desk.move_fader_db(ch, -30.0 + ch)
+            desk.release_fader(ch)
+        after_show = {ch: desk.fader(ch) for ch in range(1, 9)}
+        result = await restore_show(show, tmp_path)
+        assert result.failed == [] and sorted(result.restored) == [1, 2, 3] and result.skipped == [4, 5, 6, 7, 8]
+        law = desk.profile.law
+        assert {ch: desk.fader(ch) for ch in (1, 2, 3)} == {ch: law.quantize(law.from_db(SCENE[ch])) for ch in (1, 2, 3)}
+        assert {ch: desk.fader(ch) for ch in range(4, 9)} == {ch: after_show[ch] for ch in range(4, 9)}
+    records = read_records(journal_path(tmp_path, show.name))
+    assert [(r["ch"], r["ok"]) for r in records if r["kind"] == "restore"] == [(1, True), (2, True), (3, True)]
 
 
 async def test_a_full_disk_is_reported_and_the_bridge_refuses_to_arm(tmp_path):
