@@ -19,6 +19,7 @@ import os
 import re
 import reprlib
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TextIO
@@ -88,6 +89,8 @@ class Journal:
         self._identity = dict(identity or {})
         self._file: TextIO | None = None
         self._last_sync_s = -math.inf
+        self._syncer: ThreadPoolExecutor | None = None  # the periodic fsync, off the control loop
+        self._pending_sync: Future[None] | None = None
         self.records = 0
 
     @classmethod
@@ -110,6 +113,7 @@ class Journal:
         if self._file is None:
             return
         file, self._file = self._file, None
+        self._stop_syncer()
         try:
             file.flush()
             os.fsync(file.fileno())
@@ -150,10 +154,35 @@ class Journal:
             raise JournalError(f"cannot write the journal {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
 
     def flush_if_due(self, now_s: float) -> None:
-        """Sync to the disk when the last sync is more than :data:`FLUSH_PERIOD_S` old (a power cut loses at most that)."""
-        if now_s - self._last_sync_s >= FLUSH_PERIOD_S:
-            self._last_sync_s = now_s
-            self._sync()
+        """Sync to the disk when the last sync is more than :data:`FLUSH_PERIOD_S` old (a power cut loses at most that).
+
+        The fsync runs on a thread of its own: it takes milliseconds, a
+        twentieth of the steps would pay them on the control loop. A sync
+        that failed there is this call's error, one period later at most.
+        """
+        self._take_sync_result()
+        if self._file is None or now_s - self._last_sync_s < FLUSH_PERIOD_S or self._pending_sync is not None:
+            return
+        self._last_sync_s = now_s
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ailive-journal-sync")
+        self._pending_sync = self._syncer.submit(os.fsync, self._file.fileno())
+
+    def _take_sync_result(self) -> None:
+        pending = self._pending_sync
+        if pending is None or not pending.done():
+            return
+        self._pending_sync = None
+        exc = pending.exception()
+        if exc is not None:
+            raise JournalError(f"cannot write the journal {self.path}: {getattr(exc, 'strerror', None) or exc}")
+
+    def _stop_syncer(self) -> None:
+        """Wait for a sync still running (its descriptor is about to close), then end the thread."""
+        syncer, self._syncer = self._syncer, None
+        if syncer is not None:
+            syncer.shutdown(wait=True)
+        self._pending_sync = None
 
     def _sync(self) -> None:
         if self._file is None:

@@ -5,9 +5,11 @@ bridge, so it trusts the journal only as far as it can check it: the arm
 record must be this show's (name, desk type, desk address, channel map),
 every level must be one the desk can hold, and a damaged arm record is an
 error. Anything it cannot trust is one error line, and then nothing is
-written. Like ``kill``, it puts back only the faders the bridge journaled a
-move of after the arm: a fader it never wrote (excluded, manual, or simply
-never moved) is where the engineer left it, and stays there. Every level it
+written. It puts back every fader the bridge rode (``auto``), even one whose
+last move a crash kept out of the journal, and any other fader it journaled
+a move of after the arm (a channel handed to it during the show); a manual
+or excluded fader it never wrote is the engineer's and stays where it is
+(``kill`` too leaves the faders the bridge never wrote). Every level it
 writes and reads back is journaled (``restore``), so the journal tells the
 whole story of the desk; a journal that cannot be written is said on stderr
 and does not stop the restore.
@@ -38,7 +40,7 @@ class RestoreError(AiliveError):
 class RestorePlan:
     snapshot: Snapshot
     faders_db: dict[int, float]  # channel -> the level to write
-    skipped: list[int]  # channels the bridge did not move after the arm, left where the engineer has them
+    skipped: list[int]  # manual and excluded channels the bridge never wrote, left where the engineer has them
 
 
 @dataclass
@@ -67,8 +69,11 @@ def plan_restore(show: Show, journal_dir: Path) -> RestorePlan:
         if db != -math.inf and not law.min_db <= db <= law.max_db:
             raise RestoreError(f"{where} holds {db:g} dB for channel {ch}, outside the {show.profile.name}'s fader range "
                                f"({law.min_db:g} to {law.max_db:+g} dB, or off): nothing is restored")
-    faders = {ch: db for ch, db in snapshot.faders_db.items() if ch in snapshot.moved_after}
-    return RestorePlan(snapshot, faders, sorted(set(snapshot.faders_db) - set(faders)))
+    assert snapshot.channels is not None
+    not_ridden = {c.desk_channel for c in show.channels if c.mode != "auto"}
+    not_ridden |= {ch for ch, mapped in snapshot.channels.items() if mapped.mode != "auto"}
+    skipped = sorted(not_ridden - snapshot.moved_after)
+    return RestorePlan(snapshot, {ch: db for ch, db in snapshot.faders_db.items() if ch not in skipped}, skipped)
 
 
 def _check_channel_map(show: Show, snapshot: Snapshot, where: str) -> None:

@@ -90,7 +90,8 @@ def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: floa
     Works from the journal on disk, so it also works after a crash or a
     SIGKILL. The snapshot must be this show's (desk, address, channel map)
     and every level one the desk can hold, else nothing is written.
-    Only the faders the bridge moved after that arm are written: the others are the engineer's. Every fader it writes is read back; a mismatch
+    Manual and excluded faders the bridge never wrote are the engineer's and
+    are left alone. Every fader it writes is read back; a mismatch
     is a non-zero exit.
 
     \b
@@ -108,7 +109,7 @@ def restore(show_file: str, desk: str | None, journal_dir: Path, timeout_s: floa
         marker = "  MISMATCH" if ch in result.failed else ""
         out.print(f"  ch {ch:>2}: {format_db(db)} (snapshot {format_db(result.snapshot.faders_db[ch])}){marker}")
     for ch in result.skipped:
-        out.print(f"  ch {ch:>2}: left alone (the bridge did not move it after the arm)")
+        out.print(f"  ch {ch:>2}: left alone (manual or excluded, never written by the bridge: the engineer's)")
     if result.failed:
         fail(f"{len(result.failed)} faders did not take the snapshot value: {', '.join(map(str, result.failed))}")
 

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,25 +99,32 @@ async def test_restore_takes_the_last_arm_snapshot(tmp_path):
         assert {ch: desk.fader(ch) for ch in SCENE} == expected
 
 
-async def test_restore_leaves_every_fader_the_bridge_did_not_move_and_journals_what_it_writes(tmp_path):
-    """A fader the bridge never wrote after the arm is the engineer's, whatever its mode: restore leaves it, as kill does."""
+async def test_restore_leaves_the_manual_faders_the_bridge_never_wrote_and_journals_what_it_writes(tmp_path):
+    """A manual or excluded fader the bridge never wrote is the engineer's: restore leaves it, as kill does.
+
+    Ridden faders go back even without a journaled move (a crash can keep the
+    last move out of the journal); a manual one the bridge was handed and moved goes back too.
+    """
     async with recording_desk() as desk:
         show = example_show(desk.port)
+        show = replace(show, channels=tuple(replace(c, mode="manual") if c.desk_channel in (3, 4, 5) else c
+                                            for c in show.channels))
         with Journal.for_show(tmp_path, show) as journal:
             journal.write_snapshot(SCENE, "x32", str(show.desk))
-            for ch in (1, 2, 3):
+            for ch in (1, 3):  # ch 3 was handed to the bridge during the show
                 journal.write("move", ch=ch, **{"from": SCENE[ch]}, to=SCENE[ch] + 2.0, reason="model")
         for ch in range(1, 9):  # the engineer's hands are everywhere afterwards
             desk.move_fader_db(ch, -30.0 + ch)
             desk.release_fader(ch)
         after_show = {ch: desk.fader(ch) for ch in range(1, 9)}
         result = await restore_show(show, tmp_path)
-        assert result.failed == [] and sorted(result.restored) == [1, 2, 3] and result.skipped == [4, 5, 6, 7, 8]
+        back = [1, 2, 3, 6, 7]
+        assert result.failed == [] and sorted(result.restored) == back and result.skipped == [4, 5, 8]
         law = desk.profile.law
-        assert {ch: desk.fader(ch) for ch in (1, 2, 3)} == {ch: law.quantize(law.from_db(SCENE[ch])) for ch in (1, 2, 3)}
-        assert {ch: desk.fader(ch) for ch in range(4, 9)} == {ch: after_show[ch] for ch in range(4, 9)}
+        assert {ch: desk.fader(ch) for ch in back} == {ch: law.quantize(law.from_db(SCENE[ch])) for ch in back}
+        assert {ch: desk.fader(ch) for ch in (4, 5, 8)} == {ch: after_show[ch] for ch in (4, 5, 8)}
     records = read_records(journal_path(tmp_path, show.name))
-    assert [(r["ch"], r["ok"]) for r in records if r["kind"] == "restore"] == [(1, True), (2, True), (3, True)]
+    assert [(r["ch"], r["ok"]) for r in records if r["kind"] == "restore"] == [(ch, True) for ch in back]
 
 
 async def test_a_full_disk_is_reported_and_the_bridge_refuses_to_arm(tmp_path):
