@@ -35,15 +35,17 @@ def _training_modules() -> Any:
 @click.option("--steps", type=click.IntRange(min=1), help="Total optimiser steps (overrides the config).")
 @click.option("--corpus", type=click.Path(exists=True, file_okay=False),
               help="Train in the feature domain on this built corpus (python -m ailive.models.data.build_corpus).")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False),
+              help="Start from the weights of this exported model folder (e.g. models/weights/alm-mr) instead of at random.")
 @click.option("--fresh", is_flag=True, help="Start over even when --out holds a checkpoint.")
 @click.option("--export", "export_to", type=click.Path(file_okay=False, path_type=Path),
               help="When done, export the ONNX model folder here.")
 def train_command(config_path: Path | None, out: Path, variant: str | None, steps: int | None, corpus: str | None,
-                  fresh: bool, export_to: Path | None) -> None:
+                  init_from: str | None, fresh: bool, export_to: Path | None) -> None:
     """Train ALM-MR, ALM-SR or the DMC baseline on rendered multitracks with bleed, or on a corpus of real songs."""
     train, export, checkpoint = _training_modules()
     try:
-        config = train.TrainConfig.read(config_path, variant=variant, steps=steps, corpus=corpus)
+        config = train.TrainConfig.read(config_path, variant=variant, steps=steps, corpus=corpus, init_from=init_from)
         trainer = train.Trainer(config, out, resume=not fresh)
     except (train.TrainConfigError, checkpoint.CheckpointError) as exc:  # a bad file given: a usage error
         fail(str(exc), 2)

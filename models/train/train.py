@@ -71,6 +71,7 @@ class TrainConfig:
     cache_dir: str = ""  # empty: the default data cache
     corpus: str = ""  # a built corpus (build_corpus): train in the feature domain on its train split
     real_share: float = 0.5  # share of feature-domain examples drawn from real songs
+    init_from: str = ""  # an exported model folder (slow.onnx, fast.onnx): start from its weights, BatchNorm frozen
     model: AlmConfig = field(default_factory=AlmConfig)
 
     @classmethod
@@ -155,6 +156,8 @@ class Trainer:
         checkpoint = out / CHECKPOINT
         if resume and checkpoint.exists():
             self._resume(checkpoint)
+        elif config.init_from:
+            self._start_from(Path(config.init_from))
         self.network: nn.Module = self.training_network
         if self.world > 1:
             backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -184,6 +187,18 @@ class Trainer:
         if "role_head" in data.get("training", {}):
             self.training_network.role_head.load_state_dict({k: torch.tensor(v) for k, v in data["training"]["role_head"].items()})
         self.step = int(data.get("step", 0))
+
+    def _start_from(self, folder: Path) -> None:
+        from .fromonnx import OnnxInitError, from_onnx_folder
+
+        try:
+            model = from_onnx_folder(folder)
+        except OnnxInitError as exc:
+            raise TrainConfigError(str(exc)) from None
+        if model.config != self.config.model:
+            raise TrainConfigError(f"{folder}: its architecture is not the config's ({model.config.variant}); "
+                                   "set [model] to match it")
+        self.model.load_state_dict(model.state_dict())
 
     def losses(self, batch: "Batch | FeatureBatch") -> tuple[torch.Tensor, StepLosses]:
         if isinstance(batch, FeatureBatch):
@@ -247,6 +262,10 @@ class Trainer:
         interactive = sys.stdout.isatty()
         prefix, end = ("\r", "") if interactive else ("", "\n")
         self.model.train()
+        if config.init_from:
+            from .fromonnx import freeze_batchnorm
+
+            freeze_batchnorm(self.model)
         try:
             for batch in self.stream:
                 if self.step >= config.steps or self._out_of_time(started):
