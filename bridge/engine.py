@@ -371,6 +371,8 @@ class Engine:
             if isinstance(event, FaderMoved):
                 self.status.engineer_moves += 1
                 self._record("desk", what="fader", ch=event.channel, db=encode_db(event.db), source=event.source)
+                if event.cancelled_db is not None:  # a move already journaled that the desk will never get
+                    self._record("unsent", ch=event.channel, to=encode_db(event.cancelled_db), reason="the desk moved first")
                 if event.crossed and last_move[event.channel] == index:
                     self._send_back(event, now)
                 moved.append(event)

@@ -104,15 +104,17 @@ class DeskReports(DriverCore):
             if source == "external" and self._is_own_or_lost_write(message.address, view, held, answer):
                 return
             changed = math.isnan(view.fader) or p.law.step_of(view.fader) != p.law.step_of(held)
+            cancelled = None
             if changed and source == "external":
                 self.ledger.moved_on(message.address)  # the desk moved on from our last write
-                self._cancel_pending(message.address)
+                cancelled = self._cancel_pending(message.address)
             view.fader, view.fader_db, view.pending_db = held, view.reported_db, math.nan
             # A clamped report is never offered back to the desk: the desk cannot have held that level.
             crossed = (changed and source == "external" and not clamped
                        and self.ledger.crossed(message.address, self._write_now(), max(ENGINEER_WINS_WINDOW_S, self.rtt_s)))
             if changed:
-                self._emit(FaderMoved(target.channel, held, view.fader_db, source, now, crossed=crossed))
+                self._emit(FaderMoved(target.channel, held, view.fader_db, source, now, crossed=crossed,
+                                      cancelled_db=None if cancelled is None else p.law.to_db(cancelled.value)))
             return
         shape = p.mute if target.kind == "mute" else p.name_param
         value = shape.value_in(message.tags, message.args)

@@ -118,12 +118,16 @@ class FaderWrites(DriverCore):
         handle = self._loop.call_later(max(RESEND_GRACE_S, self.rtt_s), self._flush, address)
         self._pending[address] = PendingWrite(value, handle, resend=True)
 
-    def _cancel_pending(self, address: str) -> None:
-        """A hand (or a scene recall) beats a write still waiting for the rate limit: it was decided before."""
+    def _cancel_pending(self, address: str) -> PendingWrite | None:
+        """A hand (or a scene recall) beats a write still waiting for the rate limit: it was decided before.
+
+        Returns the write it cancelled, if one waited.
+        """
         pending = self._pending.pop(address, None)
         if pending is not None:
             pending.handle.cancel()
             self.stats.cancelled += 1
+        return pending
 
     def _flush(self, address: str) -> None:
         """Send a write that waited for the desk's cap, unless what the desk said meanwhile cancels it.

@@ -22,6 +22,9 @@ class FaderMoved:
     #: One of the bridge's writes to this fader went out so shortly before that it may have crossed this move
     #: on the network and overwritten it at the desk: the bridge may send the move back (its policy decides).
     crossed: bool = False
+    #: The level of one of the bridge's writes that was still waiting (for the desk's write cap, or to be resent)
+    #: and that this move cancelled: it never reaches the desk, and the bridge's journal says so. None: none waited.
+    cancelled_db: float | None = None
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,9 @@ async def test_writes_are_rate_limited_per_fader_latest_wins(x32_sim):
 
 
 async def test_a_hand_cancels_a_write_still_waiting_for_the_rate_limit(x32_sim):
+    events: list = []
     async with driver_for(x32_sim) as driver:
+        driver.add_listener(events.append)
         await asyncio.sleep(0.3)  # out of any window in which a hand's move counts as crossed by our write
         x32_sim.move_fader_db(1, -5.0)
         driver.set_fader_db(1, -10.0)  # sent at once
@@ -76,6 +78,8 @@ async def test_a_hand_cancels_a_write_still_waiting_for_the_rate_limit(x32_sim):
         assert driver.stats.cancelled == 1
         assert x32_sim.fader_db(1) == pytest.approx(-30.0, abs=0.2)  # the hand's level stands
         assert x32_sim.stats.writes["/ch/01/mix/fader"] == 1  # ours only: the waiting one never went out
+    cancelled = [e.cancelled_db for e in events if isinstance(e, FaderMoved) and e.cancelled_db is not None]
+    assert cancelled == [pytest.approx(-12.0, abs=0.1)], events  # which write the hand cancelled, for the journal
 
 
 async def test_second_client_move_is_an_external_event_and_own_writes_are_not(x32_sim):
