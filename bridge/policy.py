@@ -203,7 +203,9 @@ def arm(config: PolicyConfig, state: PolicyState, desk: DeskView, now: float) ->
     """Snapshot every mapped fader as the reference and start riding.
 
     Returns the snapshot, which the caller must make durable before the first
-    move (the journal fsyncs it). Refuses when the desk is not fully known.
+    move (the journal fsyncs it). Refuses when the desk is not fully known, or
+    a fader holds a write of ours the desk has not shown back: the snapshot is
+    the engineer's levels, in the desk's own word.
     """
     if state.armed:
         return state, {ch: s.snapshot_db for ch, s in state.channels.items()}, []
@@ -214,6 +216,9 @@ def arm(config: PolicyConfig, state: PolicyState, desk: DeskView, now: float) ->
         seen = desk.channels.get(c.channel)
         if seen is None or math.isnan(seen.fader_db):
             raise ArmRefused(f"the fader of desk channel {c.channel} ({c.name}) is not known yet")
+        if not seen.confirmed:  # a snapshot of our own write in flight would make kill and restore put it back
+            raise ArmRefused(f"the desk has not shown back the bridge's last write on desk channel {c.channel} "
+                             f"({c.name}) yet; arm again in a moment")
         snapshot[c.channel] = seen.fader_db
     channels = {
         ch: replace(s, snapshot_db=snapshot[ch], reference_db=snapshot[ch], position_db=snapshot[ch], written=False, moving=False,

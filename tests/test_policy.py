@@ -226,6 +226,16 @@ def test_arm_refuses_without_a_full_view():
         rig.arm()
 
 
+def test_arm_refuses_to_snapshot_a_write_the_desk_has_not_shown_back():
+    rig = Rig(make_config())
+    view = rig.desk()
+    unconfirmed = P.DeskView(view.connected, {**view.channels, 3: P.DeskChannel(-4.0, False, confirmed=False)})
+    with pytest.raises(P.ArmRefused, match="not shown back the bridge's last write on desk channel 3"):
+        P.arm(rig.config, rig.state, unconfirmed, rig.now)
+    assert not rig.state.armed
+    assert rig.arm() == rig.faders  # once the desk has confirmed, it arms
+
+
 def test_a_fader_that_was_off_stays_off():
     rig = Rig(make_config(), faders_db=[-math.inf, 0.0, 0.0, 0.0])
     rig.arm()
