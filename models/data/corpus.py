@@ -37,7 +37,7 @@ MIN_PARTS, MAX_PARTS = 3, 8
 HELDOUT_ONE_IN = 8
 
 
-class CorpusError(ModelError, ValueError):
+class PieceError(ModelError, ValueError):
     """A corpus piece cannot become a multitrack (too few or too many parts, no notes)."""
 
 
@@ -59,13 +59,13 @@ def corpus_paths(split: str) -> list[Path]:
 
 
 def corpus_arrangement(rng: np.random.Generator, name: str, seconds: float, path: Path) -> Arrangement:
-    """The parts of the piece at ``path`` as an arrangement of ``seconds``; raises :class:`CorpusError`."""
+    """The parts of the piece at ``path`` as an arrangement of ``seconds``; raises :class:`PieceError`."""
     from music21 import corpus
 
     score = corpus.parse(str(path))
     parts = [p for p in score.parts if len(p.flatten().notes) > 0]
     if not MIN_PARTS <= len(parts) <= MAX_PARTS:
-        raise CorpusError(f"{_key(path)} has {len(parts)} parts with notes; a multitrack needs {MIN_PARTS}..{MAX_PARTS}")
+        raise PieceError(f"{_key(path)} has {len(parts)} parts with notes; a multitrack needs {MIN_PARTS}..{MAX_PARTS}")
     beat_s = 60.0 / rng.uniform(60.0, 110.0)
     length_ql = float(score.highestTime)
     start_ql = 0.0 if rng.random() < 0.5 else float(np.floor(rng.uniform(0.0, max(0.0, length_ql - seconds / beat_s))))
@@ -86,7 +86,7 @@ def corpus_arrangement(rng: np.random.Generator, name: str, seconds: float, path
                 else "harmony")
         out.append(Part(role, program, False, notes_array(rows)))
     if sum(p.notes.shape[0] > 0 for p in out) < MIN_PARTS:
-        raise CorpusError(f"{_key(path)}: fewer than {MIN_PARTS} parts play in the excerpt")
+        raise PieceError(f"{_key(path)}: fewer than {MIN_PARTS} parts play in the excerpt")
     return Arrangement(name, seconds, tuple(out), _key(path))
 
 

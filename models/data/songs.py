@@ -180,7 +180,7 @@ def song_rng(seed: int, split: str, index: int, attempt: int = 0) -> np.random.G
 def arrange(seed: int, split: str, index: int, seconds: float, attempt: int = 0) -> Arrangement:
     """Song ``index`` of (seed, split) as an arrangement: a band, or a corpus piece of that split."""
     from .band import band_arrangement
-    from .corpus import CorpusError, corpus_arrangement, corpus_paths
+    from .corpus import PieceError, corpus_arrangement, corpus_paths
 
     rng = song_rng(seed, split, index, attempt)
     name = f"{split}-{seed}-{index:05d}"
@@ -189,7 +189,7 @@ def arrange(seed: int, split: str, index: int, seconds: float, attempt: int = 0)
         path = paths[int(rng.integers(len(paths)))]
         try:
             return corpus_arrangement(rng, f"{name}-{path.stem}", seconds, path)
-        except CorpusError as exc:
+        except PieceError as exc:
             log.info("song %s: %s; a band plays instead", name, exc)
     return band_arrangement(rng, f"{name}-band", seconds, int(rng.integers(3, 9)))
 
