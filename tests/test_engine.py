@@ -224,3 +224,22 @@ async def test_a_recall_that_crossed_our_writes_goes_back_to_every_fader_of_a_gr
     sent_back = [r["ch"] for r in records if r["kind"] == "move" and r["reason"] == "engineer wins: sent back"]
     assert sent_back == [5, 6]
     assert [x32_sim.fader_db(ch) for ch in (5, 6)] == [pytest.approx(-2.0, abs=0.1)] * 2
+
+
+async def test_a_waiting_write_a_hand_cancelled_is_journaled_as_unsent(x32_sim, tmp_path):
+    """The driver says which of our writes a hand's move cancelled; the journal must not keep it as a move made."""
+    from ailive.consoles.events import FaderMoved
+
+    stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0], seconds=3.0)
+    law = x32_sim.profile.law
+
+    async def hand(engine, driver):
+        await wait_for(lambda: engine.state.armed, timeout_s=5)
+        level = law.quantize(law.from_db(-9.0))
+        engine._on_desk_event(FaderMoved(3, level, law.to_db(level), "external", 0.0, cancelled_db=-4.5))
+        await wait_for(lambda: engine.status.engineer_moves >= 1, timeout_s=5)
+
+    engine, status, show = await run_engine(x32_sim, stems, tmp_path, during=hand, arm_after_s=0.2)
+    records = read_records(tmp_path / "journal" / f"{show.name}.jsonl")
+    unsent = [(r["ch"], r["to"], r["reason"]) for r in records if r["kind"] == "unsent"]
+    assert (3, -4.5, "the desk moved first") in unsent, unsent
