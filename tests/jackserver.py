@@ -42,14 +42,25 @@ def jack_env(server_name: str | None = None) -> dict[str, str]:
     return env
 
 
-def list_ports(server_name: str) -> list[str] | None:
-    """The server's port names, or None when no server of that name answers."""
+def _any_core() -> None:
+    """A probe runs on every core, whatever core its parent was pinned to (the benchmark pins the bridge's)."""
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
+def probe_server(server_name: str) -> tuple[list[str] | None, str]:
+    """The server's port names (None when no server of that name answers), and what jack_lsp said on stderr."""
     result = subprocess.run(
-        ["jack_lsp", "-s", server_name], env=jack_env(), capture_output=True, text=True, timeout=10
+        ["jack_lsp", "-s", server_name], env=jack_env(), capture_output=True, text=True, timeout=10,
+        preexec_fn=_any_core,
     )
     if result.returncode != 0:
-        return None
-    return result.stdout.split("\n")[:-1] if result.stdout else []
+        return None, result.stderr.strip()
+    return (result.stdout.split("\n")[:-1] if result.stdout else []), ""
+
+
+def list_ports(server_name: str) -> list[str] | None:
+    """The server's port names, or None when no server of that name answers."""
+    return probe_server(server_name)[0]
 
 
 def server_is_up(server_name: str) -> bool:
@@ -192,7 +203,7 @@ class JackServer:
                 self.command, env=jack_env(), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
             )
         started = time.monotonic()
-        while not server_is_up(self.name):
+        while (probe := probe_server(self.name))[0] is None:
             returncode = self.process.poll()
             if returncode is not None:
                 text = self.log_text()
@@ -201,7 +212,8 @@ class JackServer:
             if time.monotonic() - started > self.ready_timeout_s:
                 text = self.log_text()
                 self.stop()
-                raise _NotReady(f"jackd {self.name!r} not ready within {self.ready_timeout_s} s: {text[-600:]}")
+                raise _NotReady(f"jackd {self.name!r} not ready within {self.ready_timeout_s} s; jack_lsp said "
+                                f"{probe[1][-300:]!r}; jackd said: {text[-600:]}")
             time.sleep(0.005)
         self.ready_after_s = time.monotonic() - started
         return self
