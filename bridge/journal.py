@@ -103,7 +103,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
         except OSError as exc:
-            raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") from None
+            raise self._unwritable(exc) from None
         except ValueError:  # a NUL in the show's name (TOML lets a \u0000 escape through)
             raise JournalError(f"cannot write a journal for show {self.show_name!r}: the name cannot be a file name; "
                                "set [show] name to plain text") from None
@@ -118,7 +118,7 @@ class Journal:
             file.flush()
             os.fsync(file.fileno())
         except (OSError, ValueError) as exc:
-            error = JournalError(f"cannot write the journal {self.path}: {getattr(exc, 'strerror', None) or exc}")
+            error = self._unwritable(exc)
         else:
             error = None
         try:
@@ -151,7 +151,11 @@ class Journal:
             self.records += 1
             self._file.flush()
         except (OSError, ValueError) as exc:
-            raise JournalError(f"cannot write the journal {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise self._unwritable(exc) from None
+
+    def _unwritable(self, exc: BaseException) -> JournalError:
+        """The one error for a journal the disk refuses, naming the file and the system's reason."""
+        return JournalError(f"cannot write the journal {self.path}: {getattr(exc, 'strerror', None) or exc}")
 
     def flush_if_due(self, now_s: float) -> None:
         """Sync to the disk when the last sync is more than :data:`FLUSH_PERIOD_S` old (a power cut loses at most that).
@@ -175,7 +179,7 @@ class Journal:
         self._pending_sync = None
         exc = pending.exception()
         if exc is not None:
-            raise JournalError(f"cannot write the journal {self.path}: {getattr(exc, 'strerror', None) or exc}")
+            raise self._unwritable(exc)
 
     def _stop_syncer(self) -> None:
         """Wait for a sync still running (its descriptor is about to close), then end the thread."""
@@ -191,7 +195,7 @@ class Journal:
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as exc:
-            raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") from None
+            raise self._unwritable(exc) from None
 
 
 #: How an arm record starts to read, enough to know a damaged line was one.

@@ -27,7 +27,7 @@ def load_show(path: str | Path, profile_dirs: list[Path] | None = None) -> Show:
     """Read and validate a show file; every problem is a ``ShowFileError`` naming the key."""
     top = read_show_file(path)
     desk = read_show_desk(top, profile_dirs)
-    show = Show(**{name: getattr(desk, name) for name in ShowDesk.__dataclass_fields__},
+    show = Show(**vars(desk),
                 policy=parse_policy(top.table("policy")), mqtt=parse_mqtt(top.table("mqtt")))
     top.finish()
     return show
