@@ -97,13 +97,15 @@ def excerpt_starts(song: CorpusSong, seconds: float, count: int) -> list[float]:
     return [round(float(s), 1) for s in np.linspace(first, last, count)]
 
 
-def write_set(songs: list[CorpusSong], out: Path, kind: str) -> list[str]:
+def write_set(songs: list[CorpusSong], out: Path, kind: str, *, excerpts: int = EXCERPTS_PER_SONG,
+              seed: int = SEED) -> list[str]:
+    """Write ``excerpts`` multitracks per song; the seed draws their input gains, bleed and drifts."""
     entries = []
     seconds = EXCERPT_S[kind]
     for s_index, song in enumerate(songs):
         audio, rate = song_audio(song)
-        for e_index, start in enumerate(excerpt_starts(song, seconds, EXCERPTS_PER_SONG)):
-            rng = np.random.default_rng([SEED, s_index, e_index, kind == "riding"])
+        for e_index, start in enumerate(excerpt_starts(song, seconds, excerpts)):
+            rng = np.random.default_rng([seed, s_index, e_index, kind == "riding"])
             example, drift = make_excerpt(song, audio, rate, start, seconds, rng, kind == "riding")
             name = f"{len(entries) + 1:02d}-{example.song}"
             files = write_example(example, out / name)
@@ -115,7 +117,7 @@ def write_set(songs: list[CorpusSong], out: Path, kind: str) -> list[str]:
 
                 files["example.json"] = sha256(out / name / "example.json")
             entries.append({"name": name, "files": {f"{name}/{rel}": digest for rel, digest in files.items()}})
-    (out / MANIFEST).write_text(json.dumps({"version": 1, "kind": kind, "seed": SEED, "examples": entries}, indent=1))
+    (out / MANIFEST).write_text(json.dumps({"version": 1, "kind": kind, "seed": seed, "examples": entries}, indent=1))
     return [e["name"] for e in entries]
 
 
@@ -143,11 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ailive.models.data.realeval", description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, default=Path("runs/corpus"))
     parser.add_argument("--out", type=Path, default=Path("runs/real-eval"))
+    parser.add_argument("--excerpts", type=int, default=EXCERPTS_PER_SONG,
+                        help="multitracks per song, spread evenly over it (more gives a steadier median)")
+    parser.add_argument("--seed", type=int, default=SEED, help="draws the input gains, bleed and drifts")
     args = parser.parse_args(argv)
+    if args.excerpts < 1:
+        parser.error("--excerpts must be at least 1")
     try:
         songs = load_corpus(args.corpus, "validation")
         for kind in ("balance", "riding"):
-            names = write_set(songs, args.out / kind, kind)
+            names = write_set(songs, args.out / kind, kind, excerpts=args.excerpts, seed=args.seed)
             floor = loudness_floor([args.out / kind / n for n in names])
             print(f"{args.out / kind}: {len(names)} multitracks from {len(songs)} validation songs; perfect loudness "
                   f"equalisation of the clean sources: median {np.median(floor):.2f} dB, p90 {np.percentile(floor, 90):.2f} dB")
