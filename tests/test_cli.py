@@ -167,7 +167,9 @@ def test_run_rides_the_simulator_with_a_folder_source(sim_process, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ARMED" in result.stdout and "stopped:" in result.stderr
     faders = desk_faders(sim.port)
-    assert faders[1] < -3.0 and faders[8] == pytest.approx(-0.01, abs=0.02)
+    # The channel 12 dB hotter than the rest comes down and well under them; the excluded one never moves.
+    assert faders[1] < -2.0 and faders[1] < min(faders[c] for c in range(2, 8)) - 3.0
+    assert faders[8] == pytest.approx(-0.01, abs=0.02)
 
 
 def test_sigkill_then_restore_puts_the_snapshot_back(sim_process, tmp_path):
