@@ -178,20 +178,19 @@ def test_the_real_evaluation_sets_undo_the_input_gains_and_record_the_drift(tmp_
     assert build_corpus.main(["--manifest", str(manifest), "--checkout", f"made={root}", "--out", str(tmp_path / "corpus")]) == 0
     out = tmp_path / "eval"
     assert realeval.main(["--corpus", str(tmp_path / "corpus"), "--out", str(out), "--excerpts", "2", "--seed", "7"]) == 0
-    for kind in ("balance", "riding"):
-        folders = verify(out / kind)
-        assert len(folders) == 2
+    sets = {kind: verify(out / kind) for kind in ("balance", "riding")}
+    assert [len(folders) for folders in sets.values()] == [2, 2]
     song = featurecorpus.load_corpus(tmp_path / "corpus", "validation")[0]
     audio, rate = featurecorpus.song_audio(song)
     starts = realeval.excerpt_starts(song, realeval.EXCERPT_S["balance"], 2)
-    for folder, start in zip(verify(out / "balance"), starts):
+    for folder, start in zip(sets["balance"], starts):
         example = read_example(folder)
         clean = audio[:, int(start * rate): int(start * rate) + example.direct.shape[1]]
         # Each channel's input gain, measured on its own source, is what its target fader undoes (up to one offset).
         input_db = 10 * np.log10(np.mean(example.direct ** 2, axis=1) / np.mean(clean ** 2, axis=1))
         undone = (input_db + example.target_gain_db)[example.active]
         assert example.active.sum() >= 2 and np.ptp(undone) < 0.05
-    drift = json.loads((verify(out / "riding")[0] / "example.json").read_text())["drift"]
+    drift = json.loads((sets["riding"][0] / "example.json").read_text())["drift"]
     assert 3.0 <= abs(drift["db"][1]) <= 6.0
     with pytest.raises(SystemExit):
         realeval.main(["--corpus", str(tmp_path / "corpus"), "--out", str(out), "--excerpts", "0"])
