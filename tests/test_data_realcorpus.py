@@ -126,6 +126,29 @@ def test_feature_examples_undo_the_input_gains(corpus):
         assert np.all(np.abs(gains) <= 12.0 + 1e-6)
 
 
+def test_the_bleed_range_sets_how_much_of_the_others_each_input_carries(corpus, tmp_path):
+    from ailive.models.train.featurebatch import draw_example
+    from ailive.models.train.train import TrainConfig, TrainConfigError
+
+    song = featurecorpus.load_corpus(corpus, "train")[0]
+
+    def channel_power(bleed_db):
+        # The same seed draws the same segment, channels, gains and delays; only the severity differs.
+        return draw_example(song, np.random.default_rng(5), 40, bleed_db).input_power.sum(axis=(1, 2))
+
+    nearly_clean = channel_power((-60.0, -60.0))
+    share = {db: 10 * np.log10(channel_power((db, db)) / nearly_clean - 1.0) for db in (-10.0, -25.0)}
+    # Bleed adds the others' power in proportion to 10^(severity/10): 15 dB apart, channel by channel.
+    assert np.allclose(share[-10.0] - share[-25.0], 15.0, atol=0.1)
+    assert -16.0 < np.median(share[-10.0]) < -4.0
+    config = tmp_path / "bleed.toml"
+    config.write_text("bleed_db = [-30.0, -10.0]\n")
+    assert TrainConfig.read(config).bleed_db == (-30.0, -10.0)
+    config.write_text("bleed_db = [-10.0, -30.0]\n")
+    with pytest.raises(TrainConfigError, match="bleed_db"):
+        TrainConfig.read(config)
+
+
 def test_training_in_the_feature_domain_runs_resumes_and_exports(corpus, tmp_path):
     from ailive.models.train.export import export_checkpoint
     from ailive.models.train.train import CHECKPOINT, TrainConfig, Trainer
@@ -194,3 +217,17 @@ def test_the_real_evaluation_sets_undo_the_input_gains_and_record_the_drift(tmp_
     assert 3.0 <= abs(drift["db"][1]) <= 6.0
     with pytest.raises(SystemExit):
         realeval.main(["--corpus", str(tmp_path / "corpus"), "--out", str(out), "--excerpts", "0"])
+
+
+def test_role_offsets_learned_on_the_train_songs_close_the_loudness_floor_of_a_song_mixed_alike(corpus, tmp_path):
+    from ailive.models.data import realeval
+
+    # Every made-up song has the same stems at the same levels, so its produced balance sits the same way
+    # off equal loudness: the train songs' role offsets must explain the validation song's balance.
+    offsets = realeval.role_offsets(featurecorpus.load_corpus(corpus, "train"))
+    assert set(offsets) == {"lead_vocal", "snare", "bass"}
+    folders = [tmp_path / n for n in realeval.write_set(featurecorpus.load_corpus(corpus, "validation"), tmp_path,
+                                                        "balance", excerpts=1, seed=3)]
+    plain, with_roles = realeval.loudness_floor(folders), realeval.loudness_floor(folders, offsets)
+    assert plain.size == with_roles.size == 3
+    assert np.max(plain) > 3.0 and np.max(with_roles) < 0.5

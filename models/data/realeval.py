@@ -121,24 +121,63 @@ def write_set(songs: list[CorpusSong], out: Path, kind: str, *, excerpts: int = 
     return [e["name"] for e in entries]
 
 
-def loudness_floor(folders: list[Path]) -> np.ndarray:
+def stem_loudness(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Each row's gated loudness (LUFS), the loudness automixer's measure."""
+    from .loudness import gated_loudness, step_energy
+
+    return gated_loudness(step_energy(audio, rate))
+
+
+def role_offsets(songs: list[CorpusSong]) -> dict[str, float]:
+    """Per role, the median of how far the produced balance sits from equal loudness (LU, each song's median removed).
+
+    Learned from ``songs`` (the train split): what knowing roles, and nothing
+    else about a song, adds to loudness equalisation.
+    """
+    by_role: dict[str, list[float]] = {}
+    for song in songs:
+        audio, rate = song_audio(song)
+        lufs = stem_loudness(audio, rate) + song.target_gain_db
+        use = np.isfinite(lufs)
+        if use.sum() < 2:
+            continue
+        for role, offset in zip(np.asarray(song.roles)[use], lufs[use] - np.median(lufs[use])):
+            by_role.setdefault(str(role), []).append(float(offset))
+    return {role: float(np.median(values)) for role, values in by_role.items()}
+
+
+def loudness_floor(folders: list[Path], offsets: dict[str, float] | None = None) -> np.ndarray:
     """Errors (dB) of perfect loudness equalisation of the clean sources against the target, per active channel.
 
     The gains that bring every active channel's own source (its input gain included, no bleed) to one
     loudness, against the target gains, each multitrack's median offset removed: what knowing every
-    source's loudness exactly, and nothing about the song, would score.
+    source's loudness exactly, and nothing about the song, would score. With ``offsets``
+    (:func:`role_offsets`) each channel's role offset is added: the floor of role knowledge.
     """
     from .heldout import read_example
-    from .loudness import gated_loudness, step_energy
 
     errors = []
     for folder in folders:
         example = read_example(folder)
-        lufs = gated_loudness(step_energy(example.direct, example.sample_rate))
+        lufs = stem_loudness(example.direct, example.sample_rate)
+        if offsets:
+            lufs = lufs - np.array([offsets.get(role, 0.0) for role in example.roles])
         use = example.active & np.isfinite(lufs) & np.isfinite(example.target_gain_db)
         deviation = -lufs[use] - example.target_gain_db[use]
         errors.append(np.abs(deviation - np.median(deviation)))
     return np.concatenate(errors) if errors else np.zeros(0)
+
+
+def describe_floor(errors: np.ndarray) -> str:
+    return f"median {np.median(errors):.2f} dB, p90 {np.percentile(errors, 90):.2f} dB" if errors.size else "no channels"
+
+
+def train_songs(corpus: Path) -> list[CorpusSong]:
+    """The corpus's real train songs (the role offsets are learned from recordings only); none is fine."""
+    try:
+        return [song for song in load_corpus(corpus, "train") if song.origin == "real"]
+    except CorpusError:
+        return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,11 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--excerpts must be at least 1")
     try:
         songs = load_corpus(args.corpus, "validation")
+        offsets = role_offsets(train_songs(args.corpus))
         for kind in ("balance", "riding"):
             names = write_set(songs, args.out / kind, kind, excerpts=args.excerpts, seed=args.seed)
-            floor = loudness_floor([args.out / kind / n for n in names])
+            folders = [args.out / kind / n for n in names]
             print(f"{args.out / kind}: {len(names)} multitracks from {len(songs)} validation songs; perfect loudness "
-                  f"equalisation of the clean sources: median {np.median(floor):.2f} dB, p90 {np.percentile(floor, 90):.2f} dB")
+                  f"equalisation of the clean sources: {describe_floor(loudness_floor(folders))}; plus the role offsets "
+                  f"of the train songs: {describe_floor(loudness_floor(folders, offsets))}")
     except (CorpusError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -35,6 +35,17 @@ KEEP_CHANNEL = 0.85
 START_TRIES = 4
 
 
+def bleed_range(bleed_db: "tuple[float, float] | list[float]") -> tuple[float, float]:
+    """``bleed_db`` as a (low, high) pair of dB under the mic's own source; ValueError when it is not one."""
+    try:
+        low, high = (float(v) for v in bleed_db)
+    except (TypeError, ValueError):
+        raise ValueError(f"bleed_db must be two numbers (dB), low first; got {bleed_db!r}") from None
+    if not low <= high < 0.0:
+        raise ValueError(f"bleed_db must be a range of negative dB, low first; got {[low, high]}")
+    return low, high
+
+
 @dataclass(frozen=True)
 class FeatureBatch:
     input_power: np.ndarray  # (B, C, T, bands) mel power of each desk input (gain and bleed applied)
@@ -56,8 +67,9 @@ class Drawn:
     roles: tuple[str, ...]
 
 
-def draw_example(song: CorpusSong, rng: np.random.Generator, frames: int) -> Drawn:
-    """One example of ``frames`` 50 ms frames from ``song`` (see the module doc)."""
+def draw_example(song: CorpusSong, rng: np.random.Generator, frames: int,
+                 bleed_db: tuple[float, float] = BLEED_DB) -> Drawn:
+    """One example of ``frames`` 50 ms frames from ``song`` (see the module doc); ``bleed_db`` bounds the severity."""
     total = min(song.frame_ms.shape[1], song.mel_db.shape[1] // HOPS_PER_FRAME)
     if total < frames + 1:
         raise ValueError(f"song {song.name} is {total} frames; asked for {frames}")
@@ -83,7 +95,7 @@ def draw_example(song: CorpusSong, rng: np.random.Generator, frames: int) -> Dra
 
     levels = np.where(np.isfinite(song.level_db[rows]), song.level_db[rows], -100.0)
     input_db = rng.uniform(-GAIN_RANGE_DB, GAIN_RANGE_DB, channels)
-    severity = rng.uniform(*BLEED_DB)
+    severity = rng.uniform(*bleed_db)
     spread = rng.normal(0.0, BLEED_SPREAD_DB, (channels, channels))
     bleed = np.power(10.0, (severity + spread + levels[:, None] - levels[None, :]) / 10.0) / max(1, channels - 1)
     np.fill_diagonal(bleed, 0.0)
@@ -104,7 +116,7 @@ class FeatureStream:
     """Endless batches from the corpus songs; ``real_share`` of the examples come from real songs (when there are some)."""
 
     def __init__(self, songs: list[CorpusSong], *, seconds: float, batch: int, seed: int, real_share: float = 0.5,
-                 max_channels: int = 8, frame_s: float = 0.05) -> None:
+                 max_channels: int = 8, frame_s: float = 0.05, bleed_db: tuple[float, float] = BLEED_DB) -> None:
         self.real = [s for s in songs if s.origin == "real"]
         self.rendered = [s for s in songs if s.origin != "real"]
         if not songs:
@@ -113,6 +125,7 @@ class FeatureStream:
         self.batch = batch
         self.real_share = real_share if self.real and self.rendered else (1.0 if self.real else 0.0)
         self.max_channels = max_channels
+        self.bleed_db = bleed_range(bleed_db)
         self.rng = np.random.default_rng(seed)
 
     def __iter__(self) -> Iterator[FeatureBatch]:
@@ -123,7 +136,7 @@ class FeatureStream:
         while len(drawn) < self.batch:
             pool = self.real if self.rng.random() < self.real_share else self.rendered
             song = pool[int(self.rng.integers(len(pool)))]
-            example = draw_example(song, self.rng, self.frames)
+            example = draw_example(song, self.rng, self.frames, self.bleed_db)
             if example.active.sum() >= 2:
                 drawn.append(example)
         return stack(drawn, self.max_channels)

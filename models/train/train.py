@@ -33,7 +33,7 @@ from ailive.models.errors import ModelError
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .batches import Batch, ExampleStream
-from .featurebatch import FeatureBatch
+from .featurebatch import BLEED_DB as FEATURE_BLEED_DB, FeatureBatch, bleed_range
 from .featureloss import gain_targets, mix_logmel_loss, model_inputs, produced_power
 from .features import segment_features
 from .loss import mrstft_loss, relative_gain_loss
@@ -71,8 +71,12 @@ class TrainConfig:
     cache_dir: str = ""  # empty: the default data cache
     corpus: str = ""  # a built corpus (build_corpus): train in the feature domain on its train split
     real_share: float = 0.5  # share of feature-domain examples drawn from real songs
+    bleed_db: tuple[float, float] = FEATURE_BLEED_DB  # feature-domain bleed severity range (dB under the mic's own source)
     init_from: str = ""  # an exported model folder (slow.onnx, fast.onnx): start from its weights, BatchNorm frozen
     model: AlmConfig = field(default_factory=AlmConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bleed_db", bleed_range(self.bleed_db))
 
     @classmethod
     def read(cls, path: Path | None, **overrides: object) -> "TrainConfig":
@@ -171,7 +175,7 @@ class Trainer:
 
             self.stream = FeatureStream(load_corpus(Path(config.corpus), "train"), seconds=config.seconds,
                                         batch=config.batch, seed=config.seed * 1000 + self.rank + 7919 * self.step,
-                                        real_share=config.real_share)
+                                        real_share=config.real_share, bleed_db=config.bleed_db)
             return
         self.stream = ExampleStream(cache_dir=cache, songs=config.songs, song_seconds=config.song_seconds,
                                     seconds=config.seconds, batch=config.batch, seed=config.seed * 1000 + self.rank,
