@@ -147,17 +147,25 @@ def test_the_bleed_range_sets_how_much_of_the_others_each_input_carries(corpus, 
     config.write_text("bleed_db = [-10.0, -30.0]\n")
     with pytest.raises(TrainConfigError, match="bleed_db"):
         TrainConfig.read(config)
+    config.write_text("keep_steps = [1150, 0]\n")
+    with pytest.raises(TrainConfigError, match="keep_steps must be positive"):
+        TrainConfig.read(config)
 
 
 def test_training_in_the_feature_domain_runs_resumes_and_exports(corpus, tmp_path):
+    import torch
+
     from ailive.models.train.export import export_checkpoint
     from ailive.models.train.train import CHECKPOINT, TrainConfig, Trainer
 
-    config = TrainConfig.read(Path("models/train/configs/smoke.toml"), corpus=str(corpus), steps=2, seconds=3.0)
+    config = TrainConfig.read(Path("models/train/configs/smoke.toml"), corpus=str(corpus), steps=2, seconds=3.0,
+                              keep_steps=[1])
     out = tmp_path / "run"
     Trainer(config, out).run(progress=False)
     header = (out / "loss.csv").read_text().splitlines()[0]
     assert "mix_logmel_db" in header
+    assert [path.name for path in sorted(out.glob("step-*.pt"))] == ["step-1.pt"]
+    assert torch.load(out / "step-1.pt", weights_only=True)["step"] == 1
     resumed = Trainer(TrainConfig.read(Path("models/train/configs/smoke.toml"), corpus=str(corpus), steps=3, seconds=3.0), out)
     assert resumed.step == 2
     resumed.run(progress=False)

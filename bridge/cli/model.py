@@ -61,22 +61,26 @@ def train_command(config_path: Path | None, out: Path, variant: str | None, step
 
 
 @click.command("export")
-@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(path_type=Path))
+@click.argument("checkpoint_paths", metavar="CHECKPOINT...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Model folder to write: slow.onnx, fast.onnx and card.json.")
-def export_command(checkpoint_path: Path, out: Path) -> None:
-    """Export a trained checkpoint as the two ONNX graphs the bridge streams, with its model card."""
+def export_command(checkpoint_paths: tuple[Path, ...], out: Path) -> None:
+    """Export a trained checkpoint as the two ONNX graphs the bridge streams, with its model card.
+
+    Several checkpoints of one fine-tune (e.g. the step-N.pt files that keep_steps leaves) export as their
+    uniform weight average.
+    """
     _, export, checkpoint = _training_modules()
-    if checkpoint_path.is_dir():
-        checkpoint_path = checkpoint_path / "checkpoint.pt"
+    paths = [path / "checkpoint.pt" if path.is_dir() else path for path in checkpoint_paths]
     try:
-        export.export_checkpoint(checkpoint_path, out)
+        export.export_checkpoint(paths, out)
     except checkpoint.CheckpointError as exc:
         fail(str(exc), 2)
     from ailive.models.runtime import AlmRuntime
 
     runtime = AlmRuntime(out)
-    click.echo(f"exported {runtime.card.name} to {out} (slow.onnx, fast.onnx, card.json)")
+    what = f"the average of {len(paths)} checkpoints" if len(paths) > 1 else runtime.card.name
+    click.echo(f"exported {what} to {out} (slow.onnx, fast.onnx, card.json)")
 
 
 @click.command("eval")

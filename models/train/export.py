@@ -20,6 +20,7 @@ from ailive.models.alm import GAIN_MAX_DB, GAIN_MIN_DB
 from ailive.models.base import FRAME_S
 from ailive.models.runtime import CARD_FILE, CARD_FORMAT, CARD_VERSION, FAST_INPUTS, SLOW_INPUTS, file_sha256
 
+from .average import average_checkpoints
 from .checkpoint import load_checkpoint
 from .model import Alm, AlmConfig
 
@@ -97,8 +98,12 @@ def export_model(model: Alm, out: Path, *, training: dict | None = None, metrics
     return out
 
 
-def export_checkpoint(checkpoint: Path, out: Path) -> Path:
-    model, meta = load_checkpoint(checkpoint)
+def export_checkpoint(checkpoint: Path | list[Path], out: Path) -> Path:
+    """Export one checkpoint, or the weight average of several (``models/train/average.py``)."""
+    if isinstance(checkpoint, list):
+        model, meta = average_checkpoints(checkpoint) if len(checkpoint) > 1 else load_checkpoint(checkpoint[0])
+    else:
+        model, meta = load_checkpoint(checkpoint)
     training = {k: v for k, v in (meta.get("training") or {}).items() if k != "role_head"}  # an auxiliary head, not shipped
     return export_model(model, out, training=training, metrics=meta.get("metrics"))
 

@@ -67,6 +67,7 @@ class TrainConfig:
     freeze_encoder_steps: int = 0  # keep the encoder fixed this long (useful when it starts pretrained)
     minutes: float = 0.0  # stop after this much wall-clock training (0: run all steps); the schedule follows
     checkpoint_every: int = 100
+    keep_steps: tuple[int, ...] = ()  # also keep the checkpoint of these steps, as step-N.pt (to export or average later)
     workers: int = 1
     cache_dir: str = ""  # empty: the default data cache
     corpus: str = ""  # a built corpus (build_corpus): train in the feature domain on its train split
@@ -77,6 +78,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bleed_db", bleed_range(self.bleed_db))
+        object.__setattr__(self, "keep_steps", _step_list(self.keep_steps))
 
     @classmethod
     def read(cls, path: Path | None, **overrides: object) -> "TrainConfig":
@@ -301,6 +303,8 @@ class Trainer:
                               f"eta {_clock(eta)}   ", end=end, flush=True)
                     if self.step % config.checkpoint_every == 0:
                         self.save()
+                    if self.step in config.keep_steps:
+                        self.save(self.out / f"step-{self.step}.pt")
         finally:
             log.close()
             self.stream.close()
@@ -324,11 +328,22 @@ class Trainer:
             progress = max(progress, (time.monotonic() - started) / (config.minutes * 60.0))
         return config.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
-    def save(self) -> None:
+    def save(self, path: Path | None = None) -> None:
         training = {"config": _plain(asdict(self.config)), "steps": self.step,
                     "role_head": {k: v.tolist() for k, v in self.training_network.role_head.state_dict().items()},
                     "roles": list(self.roles)}
-        save_checkpoint(self.out / CHECKPOINT, self.model, optimizer=self.optimizer, step=self.step, training=training)
+        save_checkpoint(path or self.out / CHECKPOINT, self.model, optimizer=self.optimizer, step=self.step, training=training)
+
+
+def _step_list(steps: object) -> tuple[int, ...]:
+    """``keep_steps`` as a sorted tuple of positive step numbers; ValueError when it is not one."""
+    try:
+        kept = tuple(sorted({int(step) for step in steps}))  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ValueError(f"keep_steps must be a list of step numbers; got {steps!r}") from None
+    if kept and kept[0] < 1:
+        raise ValueError(f"keep_steps must be positive step numbers; got {list(kept)}")
+    return kept
 
 
 def _plain(value: object) -> object:
