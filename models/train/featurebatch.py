@@ -8,7 +8,11 @@ every other source added as power, 12-24 dB under the mic's own source (the
 sources levelled to the mic's, as the closed-form bleed does), 3-15 ms late
 (0 or 1 hop of 10 ms). Adding powers ignores the phase between a source and
 its bleed, which at 12-24 dB down moves a band by a fraction of a dB.
-Nothing is synthesised or transformed per example, so one example costs a
+With ``drift_share``, that share of the examples also has one sounding
+input drift over the segment (a singer stepping back, a solo: 2-6 dB up or
+down, over 5-30 s, the segment seeing any part of the ramp), and the
+fader that undoes it, frame by frame, is the target. Nothing is
+synthesised or transformed per example, so one example costs a
 few milliseconds of numpy instead of a render, an STFT per channel and the
 MR-STFT of two mixes.
 """
@@ -20,6 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from ailive.models.alm import HOPS_PER_FRAME
+from ailive.models.base import FRAME_S
 from ailive.models.data.featurecorpus import CorpusSong
 from ailive.models.data.roles import ROLES
 
@@ -32,6 +37,8 @@ HOP_MS = 10.0
 ACTIVE_SHARE = 0.2
 SOUNDING_BELOW_DB = 20.0
 KEEP_CHANNEL = 0.85
+DRIFT_DB = (2.0, 6.0)
+DRIFT_S = (5.0, 30.0)
 START_TRIES = 4
 
 
@@ -55,6 +62,7 @@ class FeatureBatch:
     active: np.ndarray  # (B, C) bool
     target_gain_db: np.ndarray  # (B, C) the fader that gives the target balance (NaN where inactive)
     role_index: np.ndarray  # (B, C) int64
+    drift_db: np.ndarray  # (B, C, F) input drift per 50 ms frame, which the fader must undo (0 without drift)
 
 
 @dataclass(frozen=True)
@@ -65,11 +73,21 @@ class Drawn:
     active: np.ndarray
     target_gain_db: np.ndarray
     roles: tuple[str, ...]
+    drift_db: np.ndarray  # (C, F)
+
+
+def drift_ramp(rng: np.random.Generator, frames: int) -> np.ndarray:
+    """(frames,) dB: a 2-6 dB ramp up or down over 5-30 s, of which the segment sees any part (held at either end)."""
+    size = rng.uniform(*DRIFT_DB) * rng.choice((-1.0, 1.0))
+    length = rng.uniform(*DRIFT_S) / FRAME_S
+    begin = rng.uniform(-length, frames)
+    return size * np.clip((np.arange(frames) - begin) / length, 0.0, 1.0)
 
 
 def draw_example(song: CorpusSong, rng: np.random.Generator, frames: int,
-                 bleed_db: tuple[float, float] = BLEED_DB) -> Drawn:
-    """One example of ``frames`` 50 ms frames from ``song`` (see the module doc); ``bleed_db`` bounds the severity."""
+                 bleed_db: tuple[float, float] = BLEED_DB, drift_share: float = 0.0) -> Drawn:
+    """One example of ``frames`` 50 ms frames from ``song`` (see the module doc); ``bleed_db`` bounds the severity,
+    ``drift_share`` is the chance of a drifting input."""
     total = min(song.frame_ms.shape[1], song.mel_db.shape[1] // HOPS_PER_FRAME)
     if total < frames + 1:
         raise ValueError(f"song {song.name} is {total} frames; asked for {frames}")
@@ -102,21 +120,26 @@ def draw_example(song: CorpusSong, rng: np.random.Generator, frames: int,
     one_hop = rng.uniform(*DELAY_MS, (channels, channels)) >= HOP_MS / 2
     bleed = bleed.astype(np.float32)
     mixed = clean + np.einsum("ij,jtb->itb", bleed * ~one_hop, clean) + np.einsum("ij,jtb->itb", bleed * one_hop, delayed)
-    input_gain = np.power(10.0, input_db / 10.0).astype(np.float32)
-    input_ms = input_gain[:, None] * (ms + bleed @ ms)
+    drift = np.zeros((channels, frames))
+    if drift_share and rng.random() < drift_share and active.any():
+        drift[rng.choice(np.flatnonzero(active))] = drift_ramp(rng, frames)
+    gain_per_frame = np.power(10.0, (input_db[:, None] + drift) / 10.0).astype(np.float32)
+    input_ms = gain_per_frame * (ms + bleed @ ms)
+    gain_per_hop = np.repeat(gain_per_frame, HOPS_PER_FRAME, axis=1)
 
     song_gain = song.target_gain_db[rows]
     target_power = np.einsum("i,itb->tb", np.power(10.0, song_gain / 10.0).astype(np.float32), clean)
     target = np.where(active, song_gain - input_db, np.nan)
-    return Drawn(input_gain[:, None, None] * mixed, input_ms.astype(np.float32), target_power, active, target,
-                 tuple(song.roles[r] for r in rows))
+    return Drawn(gain_per_hop[:, :, None] * mixed, input_ms.astype(np.float32), target_power, active, target,
+                 tuple(song.roles[r] for r in rows), drift)
 
 
 class FeatureStream:
     """Endless batches from the corpus songs; ``real_share`` of the examples come from real songs (when there are some)."""
 
     def __init__(self, songs: list[CorpusSong], *, seconds: float, batch: int, seed: int, real_share: float = 0.5,
-                 max_channels: int = 8, frame_s: float = 0.05, bleed_db: tuple[float, float] = BLEED_DB) -> None:
+                 max_channels: int = 8, frame_s: float = 0.05, bleed_db: tuple[float, float] = BLEED_DB,
+                 drift_share: float = 0.0) -> None:
         self.real = [s for s in songs if s.origin == "real"]
         self.rendered = [s for s in songs if s.origin != "real"]
         if not songs:
@@ -126,6 +149,7 @@ class FeatureStream:
         self.real_share = real_share if self.real and self.rendered else (1.0 if self.real else 0.0)
         self.max_channels = max_channels
         self.bleed_db = bleed_range(bleed_db)
+        self.drift_share = drift_share
         self.rng = np.random.default_rng(seed)
 
     def __iter__(self) -> Iterator[FeatureBatch]:
@@ -136,7 +160,7 @@ class FeatureStream:
         while len(drawn) < self.batch:
             pool = self.real if self.rng.random() < self.real_share else self.rendered
             song = pool[int(self.rng.integers(len(pool)))]
-            example = draw_example(song, self.rng, self.frames, self.bleed_db)
+            example = draw_example(song, self.rng, self.frames, self.bleed_db, self.drift_share)
             if example.active.sum() >= 2:
                 drawn.append(example)
         return stack(drawn, self.max_channels)
@@ -154,9 +178,10 @@ def stack(drawn: list[Drawn], max_channels: int) -> FeatureBatch:
     active = np.zeros((count, max_channels), bool)
     gains = np.full((count, max_channels), np.nan)
     roles = np.zeros((count, max_channels), np.int64)
+    drift = np.zeros((count, max_channels, frames))
     for b, ex in enumerate(drawn):
         c = ex.input_power.shape[0]
-        power[b, :c], ms[b, :c], present[b, :c], active[b, :c], gains[b, :c] = (
-            ex.input_power, ex.input_ms, True, ex.active, ex.target_gain_db)
+        power[b, :c], ms[b, :c], present[b, :c], active[b, :c], gains[b, :c], drift[b, :c] = (
+            ex.input_power, ex.input_ms, True, ex.active, ex.target_gain_db, ex.drift_db)
         roles[b, :c] = [ROLES.index(r) for r in ex.roles]
-    return FeatureBatch(power, ms, np.stack([d.target_power for d in drawn]), present, active, gains, roles)
+    return FeatureBatch(power, ms, np.stack([d.target_power for d in drawn]), present, active, gains, roles, drift)

@@ -50,7 +50,14 @@ def mix_logmel_loss(produced: torch.Tensor, target: torch.Tensor, from_hop: int)
     return difference.abs().mean()
 
 
-def gain_targets(batch: FeatureBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(target gains with NaN as 0, weight) for :func:`.loss.relative_gain_loss`."""
+def gain_targets(batch: FeatureBatch, fast_every: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(target gain per control step, NaN as 0; weight) for :func:`.loss.relative_gain_loss`.
+
+    Step k's gain is in force from frame k * fast_every + 1 (:func:`produced_power`), so its target undoes the
+    input drift of that frame.
+    """
     weight = batch.active & batch.present & np.isfinite(batch.target_gain_db)
-    return torch.from_numpy(np.nan_to_num(batch.target_gain_db)).to(torch.float32), torch.from_numpy(weight)
+    frames = batch.drift_db.shape[-1]
+    in_force = np.minimum(np.arange(steps) * fast_every + 1, frames - 1)
+    target = np.nan_to_num(batch.target_gain_db)[..., None] - batch.drift_db[..., in_force]
+    return torch.from_numpy(target).to(torch.float32), torch.from_numpy(weight)

@@ -27,10 +27,12 @@ def _magnitudes(signal: torch.Tensor, resolution, window: torch.Tensor) -> torch
 def relative_gain_loss(gains_db: torch.Tensor, target_db: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean |gain - target| in dB after removing each step's common offset (the mix level is the engineer's).
 
-    gains_db: (batch, channels, steps); target_db: (batch, channels); weight: (batch, channels) 1 for
-    active channels with a target, 0 elsewhere.
+    gains_db: (batch, channels, steps); target_db: (batch, channels), or (batch, channels, steps) for a
+    target that moves; weight: (batch, channels) 1 for active channels with a target, 0 elsewhere.
     """
-    target = torch.nan_to_num(target_db)[..., None]
+    target = torch.nan_to_num(target_db)
+    if target.dim() == 2:
+        target = target[..., None]
     w = weight[..., None].to(gains_db.dtype)
     error = gains_db - target
     offset = (error * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1.0)

@@ -73,12 +73,15 @@ class TrainConfig:
     corpus: str = ""  # a built corpus (build_corpus): train in the feature domain on its train split
     real_share: float = 0.5  # share of feature-domain examples drawn from real songs
     bleed_db: tuple[float, float] = FEATURE_BLEED_DB  # feature-domain bleed severity range (dB under the mic's own source)
+    drift_share: float = 0.0  # share of feature-domain examples with one input drifting 2-6 dB over 5-30 s (riding)
     init_from: str = ""  # an exported model folder (slow.onnx, fast.onnx): start from its weights, BatchNorm frozen
     model: AlmConfig = field(default_factory=AlmConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bleed_db", bleed_range(self.bleed_db))
         object.__setattr__(self, "keep_steps", _step_list(self.keep_steps))
+        if not 0.0 <= self.drift_share <= 1.0:
+            raise ValueError(f"drift_share must be a share between 0 and 1; got {self.drift_share}")
 
     @classmethod
     def read(cls, path: Path | None, **overrides: object) -> "TrainConfig":
@@ -177,7 +180,8 @@ class Trainer:
 
             self.stream = FeatureStream(load_corpus(Path(config.corpus), "train"), seconds=config.seconds,
                                         batch=config.batch, seed=config.seed * 1000 + self.rank + 7919 * self.step,
-                                        real_share=config.real_share, bleed_db=config.bleed_db)
+                                        real_share=config.real_share, bleed_db=config.bleed_db,
+                                        drift_share=config.drift_share)
             return
         self.stream = ExampleStream(cache_dir=cache, songs=config.songs, song_seconds=config.song_seconds,
                                     seconds=config.seconds, batch=config.batch, seed=config.seed * 1000 + self.rank,
@@ -245,8 +249,8 @@ class Trainer:
         mix = produced_power(power, gains, timing.fast_every)
         mix_loss = mix_logmel_loss(mix, torch.from_numpy(batch.target_power), warm * HOPS_PER_FRAME)
         first = -(-warm // timing.fast_every)
-        target, weight = gain_targets(batch)
-        gain_loss = relative_gain_loss(gains[..., first:], target, weight)
+        target, weight = gain_targets(batch, timing.fast_every, gains.shape[-1])
+        gain_loss = relative_gain_loss(gains[..., first:], target[..., first:], weight)
         role_loss = (nn.functional.cross_entropy(role_logits, torch.from_numpy(batch.role_index)[keep])
                      if role_logits.shape[0] else torch.zeros(()))
         total = (config.mix_loss_weight * MIX_DB_SCALE * mix_loss + config.gain_loss_weight * gain_loss
