@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: How often a tap whose JACK server died is opened again (the faders hold meanwhile).
 REATTACH_PERIOD_S = 1.0
+#: How long an arm waits for the desk to show back writes of ours (it is asked at once; a paced desk answers in turn).
+ARM_WAIT_S = 1.5
 #: Refused datagrams are journaled at most this often, with a count (a flood must not fill the disk).
 REJECTED_PERIOD_S = 1.0
 #: Sources whose first refused datagram is journaled at once; beyond these, they are only counted.
@@ -127,6 +129,8 @@ class Engine:
         self._desk_events: list[DeskEvent] = []
         self._listeners: list[Callable[[dict[str, object]], None]] = []
         self._commands: list[tuple[Command, asyncio.Future[Outcome]]] = []
+        # Arms waiting for the desk to show back writes of ours, with their deadline on the event loop's clock.
+        self._waiting_arms: list[tuple[Command, asyncio.Future[Outcome], float]] = []
         self._stop = asyncio.Event()
         self._latencies_ms: deque[float] = deque(maxlen=4096)
         self._analysed = [i for i, c in enumerate(show.channels) if c.mode != "excluded"]
@@ -270,6 +274,7 @@ class Engine:
         finally:
             now = self._now(None) if self.source.realtime else self.state.last_step_s
             # Writes still waiting for the desk's cap were journaled as moves: they go out before the socket closes.
+            self._refuse_waiting_arms("the bridge stopped")
             self.state, events = P.disarm(self.state, now if math.isfinite(now) else 0.0, "bridge stopped")
             self._journal_events(events)
             if self._rejections.count:
@@ -421,24 +426,58 @@ class Engine:
         r.count, r.reported_s = 0, now
 
     def _apply_commands(self, now: float) -> None:
-        commands, self._commands = self._commands, []
-        for command, future in commands:
+        """Apply what was asked since the last step, in order; an arm the desk can settle waits for it (see below).
+
+        An arm is refused while a fader holds a write of ours the desk has not
+        shown back (its snapshot must be the desk's word). Desks that show our
+        writes back only when asked would make an engineer's arm fail for up to
+        a poll period after the bridge's last move, so the bridge asks for those
+        faders at once and keeps the arm for up to ``ARM_WAIT_S``. A disarm or
+        kill asked meanwhile refuses it: it never arms after them.
+        """
+        queue: list[tuple[Command, asyncio.Future[Outcome], float | None]] = [*self._waiting_arms]
+        queue += [(command, future, None) for command, future in self._commands]
+        self._waiting_arms = []
+        self._commands = []
+        for command, future, deadline in queue:
             if future.cancelled():  # its asker was told it was not applied (a stalled loop): it never is
                 self._record("expired", command=command.name, args=list(command.args), origin=command.origin)
                 continue
-            self._record("command", command=command.name, args=list(command.args), origin=command.origin)
+            if deadline is None:
+                self._record("command", command=command.name, args=list(command.args), origin=command.origin)
+            if isinstance(command, (Disarm, Kill)):
+                self._refuse_waiting_arms(f"a {command.name} came after it")
             try:
                 events = self._apply(command, now)
+            except P.ArmAwaitsDesk as exc:
+                loop_now = asyncio.get_running_loop().time()
+                if deadline is None:
+                    deadline = loop_now + ARM_WAIT_S
+                    self.driver.ask_faders(exc.channels)
+                if loop_now < deadline:
+                    self._waiting_arms.append((command, future, deadline))
+                    continue
+                outcome = self._refused(command, str(exc))
             except (P.ArmRefused, JournalError, ValueError, KeyError) as exc:
-                self._record("refused", command=command.name, reason=str(exc))
-                self.status.last_events.append(f"{command.name} refused: {exc}")
-                outcome = Outcome(False, str(exc), self.state.armed)
+                outcome = self._refused(command, str(exc))
             else:
                 took = next((e for e in events if e.kind == command.event), None)
                 detail = (took.detail or took.kind) if took is not None else "no change"
                 mode = Mode(self.state.channel(command.channel).mode) if isinstance(command, SetMode) else None
                 outcome = Outcome(True, detail, self.state.armed, mode)
             if not future.done():  # a waiter that gave up cancelled it
+                future.set_result(outcome)
+
+    def _refused(self, command: Command, reason: str) -> Outcome:
+        self._record("refused", command=command.name, reason=reason)
+        self.status.last_events.append(f"{command.name} refused: {reason}")
+        return Outcome(False, reason, self.state.armed)
+
+    def _refuse_waiting_arms(self, reason: str) -> None:
+        waiting, self._waiting_arms = self._waiting_arms, []
+        for command, future, _ in waiting:
+            outcome = self._refused(command, reason)
+            if not future.done():
                 future.set_result(outcome)
 
     def _apply(self, command: Command, now: float) -> list[P.PolicyEvent]:

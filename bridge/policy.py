@@ -55,6 +55,14 @@ class ArmRefused(AiliveError):
     """The policy cannot promise to restore the desk, so it does not arm."""
 
 
+class ArmAwaitsDesk(ArmRefused):
+    """Refused only because faders hold writes of ours the desk has not shown back: asking the desk settles it."""
+
+    def __init__(self, message: str, channels: list[int]) -> None:
+        super().__init__(message)
+        self.channels = channels
+
+
 @dataclass(frozen=True)
 class ChannelConfig:
     channel: int  # desk channel
@@ -212,14 +220,19 @@ def arm(config: PolicyConfig, state: PolicyState, desk: DeskView, now: float) ->
     if not desk.connected:
         raise ArmRefused("the desk is not connected")
     snapshot: dict[int, float] = {}
+    in_flight = []
     for c in config.channels:
         seen = desk.channels.get(c.channel)
         if seen is None or math.isnan(seen.fader_db):
             raise ArmRefused(f"the fader of desk channel {c.channel} ({c.name}) is not known yet")
         if not seen.confirmed:  # a snapshot of our own write in flight would make kill and restore put it back
-            raise ArmRefused(f"the desk has not shown back the bridge's last write on desk channel {c.channel} "
-                             f"({c.name}) yet; arm again in a moment")
+            in_flight.append(c)
         snapshot[c.channel] = seen.fader_db
+    if in_flight:
+        first = in_flight[0]
+        raise ArmAwaitsDesk(f"the desk has not shown back the bridge's last write on desk channel {first.channel} "
+                            f"({first.name}){f' and {len(in_flight) - 1} more' if len(in_flight) > 1 else ''} yet; "
+                            f"arm again in a moment", [c.channel for c in in_flight])
     channels = {
         ch: replace(s, snapshot_db=snapshot[ch], reference_db=snapshot[ch], position_db=snapshot[ch], written=False, moving=False,
                     overridden=False, override_until_s=-math.inf, handed_back=False, bias_learned=False,

@@ -184,6 +184,21 @@ class DeskConnection(DriverCore):
                 self._polls[address] = now
             self._send_paced(address, poll=True)
 
+    def ask_faders(self, channels: list[int]) -> None:
+        """Query these faders now, out of the poll's turn; the answers are handled as poll answers.
+
+        The bridge asks when it needs the desk's word on its own writes at
+        once (arming): a desk that shows them back only when polled would
+        otherwise keep them unconfirmed for up to a poll period.
+        """
+        now = self._now()
+        for channel in channels:
+            address = self.profile.fader.address_of(channel)
+            if address in self._polls or address in self._poll_scheduled:
+                continue  # asked already; its answer is on the way
+            self._polls[address] = now
+            self._send_paced(address, poll=True)
+
     def _poll_addresses(self, channels: list[int]) -> list[str]:
         return [t.address_of(ch) for ch in channels for t in (self.profile.fader, self.profile.mute)]
 

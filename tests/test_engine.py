@@ -243,3 +243,43 @@ async def test_a_waiting_write_a_hand_cancelled_is_journaled_as_unsent(x32_sim, 
     records = read_records(tmp_path / "journal" / f"{show.name}.jsonl")
     unsent = [(r["ch"], r["to"], r["reason"]) for r in records if r["kind"] == "unsent"]
     assert (3, -4.5, "the desk moved first") in unsent, unsent
+
+
+async def _arm_right_after_a_write(x32_sim, tmp_path, then=None):
+    """Ride, disarm while the desk has not shown back the last write (polls 60 s apart), arm again at once."""
+    from ailive.bridge.control import Arm, Disarm
+
+    show = load_show(EXAMPLE).with_desk(DeskAddress("127.0.0.1", x32_sim.port))
+    stems = write_stems(tmp_path / "stems", [-8.0, -20.0, -20.0, -20.0, -20.0, -20.0, -20.0, -30.0], seconds=8.0)
+    source = FileSource.from_directory(stems, realtime=True)
+    await source.start()
+    outcomes = {}
+    async with OscDeskDriver(show.profile, "127.0.0.1", x32_sim.port, show.desk_channels, poll_period_s=60.0) as driver:
+        with Journal(tmp_path / "j", show.name) as journal:
+            engine = Engine(show, source, driver, load_model("loudness"), journal)
+            task = asyncio.create_task(engine.run(arm_after_s=0.2))
+            await wait_for(lambda: engine.status.moves > 0 and not driver.view[1].confirmed, timeout_s=6)
+            await engine.submit(Disarm("test"))
+            outcomes["in flight"] = [ch for ch, view in driver.view.items() if not view.confirmed]
+            arm = engine.submit(Arm("test"))
+            if then is not None:
+                outcomes["then"] = await engine.submit(then)
+            outcomes["arm"] = await arm
+            engine.stop()
+            await task
+    await source.stop()
+    return outcomes, engine
+
+
+async def test_an_arm_right_after_a_write_asks_the_desk_instead_of_failing(x32_sim, tmp_path):
+    outcomes, engine = await _arm_right_after_a_write(x32_sim, tmp_path)
+    assert outcomes["in flight"]  # the X32 shows our writes back only when asked; nothing asked for 60 s
+    assert outcomes["arm"].applied and outcomes["arm"].armed, outcomes["arm"].detail
+
+
+async def test_a_disarm_after_a_waiting_arm_refuses_it(x32_sim, tmp_path):
+    from ailive.bridge.control import Disarm
+
+    outcomes, engine = await _arm_right_after_a_write(x32_sim, tmp_path, then=Disarm("test"))
+    assert not outcomes["arm"].applied and not outcomes["arm"].armed
+    assert "disarm came after it" in outcomes["arm"].detail

@@ -44,24 +44,45 @@ async def forge_fader(bridge: Bridge, ch: int, db: float) -> None:
 # ----- a report turned into a write ------------------------------------------------------------------
 
 
-async def test_a_forged_report_above_the_ceiling_or_outside_the_window_is_never_written_back(tmp_path):
-    async with recording_desk() as desk:
-        async with running_bridge(desk, tmp_path, override_hold_s=HOLD_S, poll_period_s=POLL_S) as bridge:
-            ceiling = bridge.show.policy.ceiling_db
-            await forge_fader(bridge, 2, 10.0)  # "+10 dB": above the ceiling
-            await forge_fader(bridge, 3, -30.0)  # far below the window
-            await asyncio.sleep(0.5)
-    written = [c for c in desk.writes_by(bridge.peer) if c.channel in (2, 3)]
+async def forge_out_of_bounds(desk, tmp_path, poll_period_s: float) -> tuple[Bridge, float, list]:
+    """A forged "+10 dB" on channel 2 (above the ceiling) and "-30 dB" on channel 3 (below the window), each
+    right after one of the bridge's writes; the bridge's writes to both faders, as the desk got them."""
+    async with running_bridge(desk, tmp_path, override_hold_s=HOLD_S, poll_period_s=poll_period_s) as bridge:
+        await forge_fader(bridge, 2, 10.0)
+        await forge_fader(bridge, 3, -30.0)
+        await asyncio.sleep(0.5)
+    return bridge, bridge.show.policy.ceiling_db, [c for c in desk.writes_by(bridge.peer) if c.channel in (2, 3)]
+
+
+def assert_never_written_back(bridge: Bridge, ceiling: float, written: list) -> dict[int, str]:
+    """Nothing the bridge wrote is above the ceiling or outside the window; each refusal says why; the refusals."""
     assert all(c.db <= ceiling + 1e-9 for c in written)
     assert not any(c.channel == 3 and c.db < -20 for c in written)
-    # Each forged level is refused when it is the last word on its fader in a control step (a poll answer in
-    # the same step that shows the desk's real level makes it old news, and then nothing is even considered).
     refused = {r["ch"]: r["detail"] for r in events(bridge, "send-back-refused")}
-    assert refused and set(refused) <= {2, 3}
+    assert set(refused) <= {2, 3}
     assert "above the ceiling" in refused.get(2, "above the ceiling")
     assert "outside the window" in refused.get(3, "outside the window")
     assert bridge.engine.status.sent_back == 0 and bridge.engine.status.send_back_refused == len(refused)
     assert not [r for r in moves(bridge) if r["reason"].startswith("engineer wins")]
+    return refused
+
+
+async def test_a_forged_report_above_the_ceiling_or_outside_the_window_is_never_written_back(tmp_path):
+    async with recording_desk() as desk:
+        # Polls far apart: each forged level is the last word on its fader in its control step (a poll answer
+        # read in the same step would be, and then nothing is even considered: the test below).
+        bridge, ceiling, written = await forge_out_of_bounds(desk, tmp_path, poll_period_s=5.0)
+    refused = assert_never_written_back(bridge, ceiling, written)
+    assert set(refused) == {2, 3}, refused
+
+
+async def test_a_forged_report_read_with_a_poll_answer_is_never_written_back_either(tmp_path):
+    """Polls every half second: a poll answer may land in the forged report's control step, showing the desk's
+    real level after it; then that answer is the fader's last word and nothing is sent back or refused. Either
+    way the race goes, nothing out of bounds goes back to the desk."""
+    async with recording_desk() as desk:
+        bridge, ceiling, written = await forge_out_of_bounds(desk, tmp_path, poll_period_s=POLL_S)
+    assert_never_written_back(bridge, ceiling, written)
 
 
 async def test_a_crossed_move_within_bounds_is_sent_back_as_a_journaled_move(tmp_path):
