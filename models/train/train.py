@@ -301,7 +301,7 @@ class Trainer:
                         rate = (self.step - first_step) / max(elapsed, 1e-9)
                         eta = (config.steps - self.step) / max(rate, 1e-9)
                         if config.minutes:
-                            eta = min(eta, config.minutes * 60.0 - elapsed)
+                            eta = max(0.0, min(eta, config.minutes * 60.0 - elapsed))  # the last step may overrun the budget
                         print(f"{prefix}step {self.step}/{config.steps}  loss {parts.total:.4f}  "
                               f"mix {parts.mix:.4f}  gain {parts.gain_db:.2f} dB  role {parts.role:.3f}  "
                               f"eta {_clock(eta)}   ", end=end, flush=True)
