@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ailive.models.base import FRAME_S, frame_samples
+from ailive.models.drift import drift_curve
 
 from .evaluate import ARM_FADER_DB, EVAL_POLICY, Multitrack, Run
 
@@ -87,7 +88,7 @@ def drift_db(item: Multitrack, times_s: np.ndarray) -> np.ndarray:
     """(steps, C) the input drift a riding multitrack carries at each time (0 elsewhere): the ideal fader undoes it.
 
     The drift is in the multitrack's ``example.json`` (``ailive.models.data.realeval``): one channel, keypoints in
-    seconds and dB, linear between them.
+    seconds and dB (:func:`~ailive.models.drift.drift_curve`).
     """
     out = np.zeros((len(times_s), item.channels))
     record_path = item.channel_paths[0].parent / "example.json" if item.channel_paths else None
@@ -95,7 +96,7 @@ def drift_db(item: Multitrack, times_s: np.ndarray) -> np.ndarray:
         return out
     drift = json.loads(record_path.read_text()).get("drift")
     if drift:
-        out[:, int(drift["channel"])] = np.interp(times_s, drift["times_s"], drift["db"])
+        out[:, int(drift["channel"])] = drift_curve(times_s, drift["times_s"], drift["db"])
     return out
 
 

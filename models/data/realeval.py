@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..drift import drift_curve
 from .examples import Example
 from .featurecorpus import CorpusError, CorpusSong, load_corpus, song_audio
 from .heldout import MANIFEST, write_example
@@ -39,11 +40,6 @@ DRIFT_LENGTH_S = (5.0, 15.0)
 SEED = 2027
 #: A channel counts as active in an excerpt when its level there is within this of its song level.
 ACTIVE_BELOW_DB = 20.0
-
-
-def drift_curve(times_s: np.ndarray, points_s: list[float], points_db: list[float]) -> np.ndarray:
-    """The drift (dB) at ``times_s`` from its keypoints (linear between them, held outside)."""
-    return np.interp(times_s, points_s, points_db)
 
 
 def make_excerpt(song: CorpusSong, audio: np.ndarray, rate: int, start_s: float, seconds: float,

@@ -26,7 +26,7 @@ import numpy as np
 from ailive.models.alm import HOPS_PER_FRAME
 from ailive.models.base import FRAME_S
 from ailive.models.data.featurecorpus import CorpusSong
-from ailive.models.data.realeval import drift_curve
+from ailive.models.drift import drift_curve
 from ailive.models.data.roles import ROLES
 
 GAIN_RANGE_DB = 12.0
@@ -79,7 +79,7 @@ class Drawn:
 
 def drift_ramp(rng: np.random.Generator, frames: int) -> np.ndarray:
     """(frames,) dB: a 2-6 dB ramp up or down over 5-30 s, of which the segment sees any part (held at either end),
-    shaped as the riding set's drifts are (:func:`~ailive.models.data.realeval.drift_curve`)."""
+    shaped as the riding set's drifts are (:func:`~ailive.models.drift.drift_curve`)."""
     size = rng.uniform(*DRIFT_DB) * rng.choice((-1.0, 1.0))
     length_s = rng.uniform(*DRIFT_S)
     begin_s = rng.uniform(-length_s, frames * FRAME_S)
