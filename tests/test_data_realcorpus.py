@@ -152,20 +152,29 @@ def test_the_bleed_range_sets_how_much_of_the_others_each_input_carries(corpus, 
         TrainConfig.read(config)
 
 
-def test_training_in_the_feature_domain_runs_resumes_and_exports(corpus, tmp_path):
+def test_training_in_the_feature_domain_runs_resumes_and_exports(corpus, tmp_path, monkeypatch):
     import torch
 
+    from ailive.models.train import train as train_module
     from ailive.models.train.export import export_checkpoint
     from ailive.models.train.train import CHECKPOINT, TrainConfig, Trainer
 
+    saved: list[tuple[str, int]] = []
+    save = train_module.save_checkpoint
+    monkeypatch.setattr(train_module, "save_checkpoint",
+                        lambda path, *args, **kwargs: (saved.append((path.name, kwargs["step"])), save(path, *args, **kwargs)))
     config = TrainConfig.read(Path("models/train/configs/smoke.toml"), corpus=str(corpus), steps=2, seconds=3.0,
-                              keep_steps=[1])
+                              keep_steps=[1, 2], checkpoint_every=2)
     out = tmp_path / "run"
     Trainer(config, out).run(progress=False)
     header = (out / "loss.csv").read_text().splitlines()[0]
     assert "mix_logmel_db" in header
-    assert [path.name for path in sorted(out.glob("step-*.pt"))] == ["step-1.pt"]
+    assert [path.name for path in sorted(out.glob("step-*.pt"))] == ["step-1.pt", "step-2.pt"]
     assert torch.load(out / "step-1.pt", weights_only=True)["step"] == 1
+    # Step 2 is both a periodic checkpoint and the last step: written once, kept as a copy.
+    assert saved == [("step-1.pt", 1), (CHECKPOINT, 2)]
+    assert (out / "step-2.pt").read_bytes() == (out / CHECKPOINT).read_bytes()
+    monkeypatch.undo()
     resumed = Trainer(TrainConfig.read(Path("models/train/configs/smoke.toml"), corpus=str(corpus), steps=3, seconds=3.0), out)
     assert resumed.step == 2
     resumed.run(progress=False)

@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import tomllib
@@ -160,6 +161,7 @@ class Trainer:
         self.roles = ExampleStream.role_names()
         self.training_network = TrainingNetwork(self.model, len(self.roles))
         self.step = 0
+        self.saved_step = -1  # the step checkpoint.pt holds, so a step is never written twice
         self.optimizer = torch.optim.AdamW(self.training_network.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         checkpoint = out / CHECKPOINT
@@ -197,6 +199,7 @@ class Trainer:
         if "role_head" in data.get("training", {}):
             self.training_network.role_head.load_state_dict({k: torch.tensor(v) for k, v in data["training"]["role_head"].items()})
         self.step = int(data.get("step", 0))
+        self.saved_step = self.step
 
     def _start_from(self, folder: Path) -> None:
         from .fromonnx import OnnxInitError, from_onnx_folder
@@ -308,12 +311,13 @@ class Trainer:
                     if self.step % config.checkpoint_every == 0:
                         self.save()
                     if self.step in config.keep_steps:
-                        self.save(self.out / f"step-{self.step}.pt")
+                        self.keep()
         finally:
             log.close()
             self.stream.close()
         if self.rank == 0:
-            self.save()
+            if self.saved_step != self.step:
+                self.save()
             if progress:
                 print()
             plot_losses(log_path, self.out / "loss.png")
@@ -337,6 +341,16 @@ class Trainer:
                     "role_head": {k: v.tolist() for k, v in self.training_network.role_head.state_dict().items()},
                     "roles": list(self.roles)}
         save_checkpoint(path or self.out / CHECKPOINT, self.model, optimizer=self.optimizer, step=self.step, training=training)
+        if path is None:
+            self.saved_step = self.step
+
+    def keep(self) -> None:
+        """Keep this step's checkpoint as step-N.pt: a copy of the one just saved, or a save of its own."""
+        kept = self.out / f"step-{self.step}.pt"
+        if self.saved_step == self.step:
+            shutil.copyfile(self.out / CHECKPOINT, kept)
+        else:
+            self.save(kept)
 
 
 def _step_list(steps: object) -> tuple[int, ...]:
