@@ -11,7 +11,10 @@ its bleed, which at 12-24 dB down moves a band by a fraction of a dB.
 With ``drift_share``, that share of the examples also has one sounding
 input drift over the segment (a singer stepping back, a solo: 2-6 dB up or
 down, over 5-30 s, the segment seeing any part of the ramp), and the
-fader that undoes it, frame by frame, is the target. Nothing is
+fader that undoes it, frame by frame, is the target. With ``tone_db``, every
+source is also heard through another mic: a random tilt and one broad bump
+across the bands, up to that many dB, its power over the segment kept (the
+same source at the same loudness keeps its fader). Nothing is
 synthesised or transformed per example, so one example costs a
 few milliseconds of numpy instead of a render, an STFT per channel and the
 MR-STFT of two mixes.
@@ -86,10 +89,20 @@ def drift_ramp(rng: np.random.Generator, frames: int) -> np.ndarray:
     return drift_curve(np.arange(frames) * FRAME_S, [begin_s, begin_s + length_s], [0.0, size])
 
 
+def tone_curves(rng: np.random.Generator, channels: int, bands: int, size_db: float) -> np.ndarray:
+    """(channels, bands) power factors, one mic's colour per channel: a tilt and a broad bump, each up to
+    ``size_db / 2`` dB either way."""
+    x = np.linspace(-1.0, 1.0, bands)
+    tilt = rng.uniform(-1.0, 1.0, (channels, 1)) * x
+    centre = rng.uniform(-1.0, 1.0, (channels, 1))
+    bump = rng.uniform(-1.0, 1.0, (channels, 1)) * np.exp(-np.square((x - centre) / 0.3))
+    return np.power(10.0, size_db * 0.5 * (tilt + bump) / 10.0).astype(np.float32)
+
+
 def draw_example(song: CorpusSong, rng: np.random.Generator, frames: int,
-                 bleed_db: tuple[float, float] = BLEED_DB, drift_share: float = 0.0) -> Drawn:
+                 bleed_db: tuple[float, float] = BLEED_DB, drift_share: float = 0.0, tone_db: float = 0.0) -> Drawn:
     """One example of ``frames`` 50 ms frames from ``song`` (see the module doc); ``bleed_db`` bounds the severity,
-    ``drift_share`` is the chance of a drifting input."""
+    ``drift_share`` is the chance of a drifting input, ``tone_db`` the size of each source's mic colour."""
     total = min(song.frame_ms.shape[1], song.mel_db.shape[1] // HOPS_PER_FRAME)
     if total < frames + 1:
         raise ValueError(f"song {song.name} is {total} frames; asked for {frames}")
@@ -121,6 +134,11 @@ def draw_example(song: CorpusSong, rng: np.random.Generator, frames: int,
     np.fill_diagonal(bleed, 0.0)
     one_hop = rng.uniform(*DELAY_MS, (channels, channels)) >= HOP_MS / 2
     bleed = bleed.astype(np.float32)
+    if tone_db:
+        curves = tone_curves(rng, channels, clean.shape[2], tone_db)
+        kept = clean.sum(axis=(1, 2)) / np.maximum((clean * curves[:, None, :]).sum(axis=(1, 2)), 1e-30)
+        curves *= kept[:, None].astype(np.float32)
+        clean, delayed = clean * curves[:, None, :], delayed * curves[:, None, :]
     mixed = clean + np.einsum("ij,jtb->itb", bleed * ~one_hop, clean) + np.einsum("ij,jtb->itb", bleed * one_hop, delayed)
     drift = np.zeros((channels, frames))
     if drift_share and rng.random() < drift_share and active.any():
@@ -141,7 +159,7 @@ class FeatureStream:
 
     def __init__(self, songs: list[CorpusSong], *, seconds: float, batch: int, seed: int, real_share: float = 0.5,
                  max_channels: int = 8, frame_s: float = 0.05, bleed_db: tuple[float, float] = BLEED_DB,
-                 drift_share: float = 0.0) -> None:
+                 drift_share: float = 0.0, tone_db: float = 0.0) -> None:
         self.real = [s for s in songs if s.origin == "real"]
         self.rendered = [s for s in songs if s.origin != "real"]
         if not songs:
@@ -152,6 +170,7 @@ class FeatureStream:
         self.max_channels = max_channels
         self.bleed_db = bleed_range(bleed_db)
         self.drift_share = drift_share
+        self.tone_db = tone_db
         self.rng = np.random.default_rng(seed)
 
     def __iter__(self) -> Iterator[FeatureBatch]:
@@ -162,7 +181,7 @@ class FeatureStream:
         while len(drawn) < self.batch:
             pool = self.real if self.rng.random() < self.real_share else self.rendered
             song = pool[int(self.rng.integers(len(pool)))]
-            example = draw_example(song, self.rng, self.frames, self.bleed_db, self.drift_share)
+            example = draw_example(song, self.rng, self.frames, self.bleed_db, self.drift_share, self.tone_db)
             if example.active.sum() >= 2:
                 drawn.append(example)
         return stack(drawn, self.max_channels)

@@ -75,6 +75,7 @@ class TrainConfig:
     real_share: float = 0.5  # share of feature-domain examples drawn from real songs
     bleed_db: tuple[float, float] = FEATURE_BLEED_DB  # feature-domain bleed severity range (dB under the mic's own source)
     drift_share: float = 0.0  # share of feature-domain examples with one input drifting 2-6 dB over 5-30 s (riding)
+    tone_db: float = 0.0  # feature-domain mic colour per source: a tilt and a bump up to this many dB, loudness kept
     init_from: str = ""  # an exported model folder (slow.onnx, fast.onnx): start from its weights, BatchNorm frozen
     model: AlmConfig = field(default_factory=AlmConfig)
 
@@ -83,6 +84,8 @@ class TrainConfig:
         object.__setattr__(self, "keep_steps", _step_list(self.keep_steps))
         if not 0.0 <= self.drift_share <= 1.0:
             raise ValueError(f"drift_share must be a share between 0 and 1; got {self.drift_share}")
+        if not 0.0 <= self.tone_db <= 12.0:
+            raise ValueError(f"tone_db must be between 0 and 12 dB; got {self.tone_db}")
 
     @classmethod
     def read(cls, path: Path | None, **overrides: object) -> "TrainConfig":
@@ -183,7 +186,7 @@ class Trainer:
             self.stream = FeatureStream(load_corpus(Path(config.corpus), "train"), seconds=config.seconds,
                                         batch=config.batch, seed=config.seed * 1000 + self.rank + 7919 * self.step,
                                         real_share=config.real_share, bleed_db=config.bleed_db,
-                                        drift_share=config.drift_share)
+                                        drift_share=config.drift_share, tone_db=config.tone_db)
             return
         self.stream = ExampleStream(cache_dir=cache, songs=config.songs, song_seconds=config.song_seconds,
                                     seconds=config.seconds, batch=config.batch, seed=config.seed * 1000 + self.rank,
