@@ -29,8 +29,8 @@ import numpy as np
 from ailive.models.alm import HOPS_PER_FRAME
 from ailive.models.base import FRAME_S
 from ailive.models.data.featurecorpus import CorpusSong
-from ailive.models.drift import drift_curve
 from ailive.models.data.roles import ROLES
+from ailive.models.drift import drift_curve
 
 GAIN_RANGE_DB = 12.0
 BLEED_DB = (-24.0, -12.0)
